@@ -1,0 +1,102 @@
+//! HTTP: one module per dialect, merged into one router.
+//!
+//! Each dialect is a thin projection of the same job rows and event log.
+//! This module holds what they share: job submission, id parsing, the
+//! middleware stack and `/health`.
+
+pub mod error;
+mod moneyprinter;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::model::{Job, JobRequest, generation_id};
+use crate::store::NewJob;
+pub use error::{ApiError, ApiResult, Dialect, JsonBody};
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let cors = cors(&state.config.cors_allowed_origins);
+    Router::new()
+        .merge(moneyprinter::router())
+        .route("/health", get(health))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn_with_state(limit, error::json_errors))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Open to every origin by default, as both seed front ends are served from
+/// another origin than the API.
+fn cors(origins: &str) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers([header::CONTENT_RANGE, header::CONTENT_LENGTH]);
+    let origins = origins.trim();
+    if origins.is_empty() || origins == "*" {
+        return layer.allow_origin(Any);
+    }
+    let list: Vec<HeaderValue> = origins
+        .split(',')
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}
+
+/// A job id from a path. Anything that is not a UUID names no job.
+pub fn job_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::JobNotFound)
+}
+
+/// Queues a job and wakes the worker.
+pub async fn submit(state: &AppState, request: JobRequest) -> ApiResult<Job> {
+    let job = state
+        .store
+        .create_job(NewJob {
+            id: Uuid::new_v4(),
+            generation_id: generation_id(&request.subject),
+            stages: state.worker.pipeline().initial_stages(),
+            request,
+        })
+        .await?;
+    state.worker.notify();
+    Ok(job)
+}
+
+/// Asks a job to stop: a queued job is cancelled at once, a running one at
+/// its next checkpoint (the worker cancels its stage now). `false` when there
+/// is no such job.
+pub async fn cancel(state: &AppState, id: Uuid) -> ApiResult<bool> {
+    match state.store.request_cancel(id).await? {
+        None => Ok(false),
+        Some(_) => {
+            state.worker.cancel(id);
+            Ok(true)
+        }
+    }
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "worker": {
+            "running": state.worker.running(),
+            "concurrency": state.config.worker_concurrency,
+        },
+        "subscribers": state.hub.subscriber_count(),
+        "cachedEvents": state.store.cached_events(),
+    }))
+}

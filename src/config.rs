@@ -1,0 +1,182 @@
+//! One typed configuration, read from the environment, `.env` and flags.
+//!
+//! Every field has an environment variable whose name operators and scripts
+//! rely on, and a long flag of the same name in kebab case. `.env.example`
+//! lists them all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+/// Server configuration. Build it with [`Config::from_env`] in the binary and
+/// with [`Config::default`] plus field updates in tests.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "reelay",
+    version,
+    about = "Self-hosted server for video-generation jobs"
+)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8080")]
+    pub bind_addr: SocketAddr,
+
+    /// SQLite database; the file and its folder are created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/reelay.db")]
+    pub database_url: String,
+
+    /// Folder for job artifacts (one sub-folder per job).
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// How many jobs run at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    pub worker_concurrency: usize,
+
+    /// Comma-separated origins allowed by CORS, or `*` for any.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "*")]
+    pub cors_allowed_origins: String,
+
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest song upload (all files of one request), in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// Seconds between SSE keep-alive comments.
+    #[arg(long, env = "SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+
+    /// Seconds a `/api/progress` stream stays open before it closes.
+    #[arg(long, env = "PROGRESS_TIMEOUT_SECS", default_value_t = 300)]
+    pub progress_timeout_secs: u64,
+
+    /// How many events the in-memory log cache holds before it evicts jobs.
+    #[arg(long, env = "EVENT_CACHE_EVENTS", default_value_t = 200_000)]
+    pub event_cache_events: usize,
+
+    /// Base URL clients use to reach this server, for absolute links such as
+    /// `output_video_url`. Empty: taken from the request's `Host` header.
+    #[arg(long, env = "PUBLIC_URL", default_value = "")]
+    pub public_url: String,
+
+    /// ffmpeg executable (a name on PATH or a path).
+    #[arg(long, env = "FFMPEG_PATH", default_value = "ffmpeg")]
+    pub ffmpeg_path: String,
+
+    /// ffprobe executable (a name on PATH or a path).
+    #[arg(long, env = "FFPROBE_PATH", default_value = "ffprobe")]
+    pub ffprobe_path: String,
+
+    /// espeak-ng executable (a name on PATH or a path).
+    #[arg(long, env = "ESPEAK_PATH", default_value = "espeak-ng")]
+    pub espeak_path: String,
+
+    /// TrueType font for title cards and subtitles.
+    #[arg(
+        long,
+        env = "FONT_PATH",
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    )]
+    pub font_path: PathBuf,
+
+    /// OpenAI-compatible API used for research and scene plans.
+    #[arg(
+        long,
+        env = "LLM_BASE_URL",
+        default_value = "http://localhost:11434/v1"
+    )]
+    pub llm_base_url: String,
+
+    /// Model name sent to the LLM; a request's `aiModel` overrides it.
+    #[arg(long, env = "LLM_MODEL", default_value = "llama3.2")]
+    pub llm_model: String,
+
+    /// Bearer token for the LLM API, if it needs one.
+    #[arg(long, env = "LLM_API_KEY", default_value = "")]
+    pub llm_api_key: String,
+
+    /// Seconds one LLM request may take.
+    #[arg(long, env = "LLM_TIMEOUT_SECS", default_value_t = 120)]
+    pub llm_timeout_secs: u64,
+
+    /// OpenAI-compatible speech API (`{base}/audio/speech`); empty uses espeak-ng.
+    #[arg(long, env = "TTS_BASE_URL", default_value = "")]
+    pub tts_base_url: String,
+
+    /// Model name sent to the speech API.
+    #[arg(long, env = "TTS_MODEL", default_value = "tts-1")]
+    pub tts_model: String,
+
+    /// Voice for the speech API when the request names none.
+    #[arg(long, env = "TTS_VOICE", default_value = "alloy")]
+    pub tts_voice: String,
+
+    /// Bearer token for the speech API, if it needs one.
+    #[arg(long, env = "TTS_API_KEY", default_value = "")]
+    pub tts_api_key: String,
+
+    /// espeak-ng voice used when the request names none or an unknown one.
+    #[arg(long, env = "DEFAULT_VOICE", default_value = "en-us")]
+    pub default_voice: String,
+
+    /// Pexels API key for stock footage; empty disables Pexels.
+    #[arg(long, env = "PEXELS_API_KEY", default_value = "")]
+    pub pexels_api_key: String,
+
+    /// Pexels API base URL.
+    #[arg(
+        long,
+        env = "PEXELS_BASE_URL",
+        default_value = "https://api.pexels.com"
+    )]
+    pub pexels_base_url: String,
+
+    /// Local footage library: videos and images matched by file name.
+    #[arg(long, env = "FOOTAGE_DIR", default_value = "footage")]
+    pub footage_dir: PathBuf,
+
+    /// Music library: tracks picked by mood; uploads land here.
+    #[arg(long, env = "MUSIC_DIR", default_value = "music")]
+    pub music_dir: PathBuf,
+
+    /// Output frame when a request names none: `9:16`, `16:9` or `1:1`.
+    #[arg(long, env = "DEFAULT_ASPECT", default_value = "9:16")]
+    pub default_aspect: String,
+
+    /// x264 preset for the final render.
+    #[arg(long, env = "X264_PRESET", default_value = "veryfast")]
+    pub x264_preset: String,
+}
+
+impl Default for Config {
+    /// The documented defaults. The process environment is ignored, so tests
+    /// that build a config this way are not affected by the shell they run in.
+    fn default() -> Self {
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.get_matches_from(["reelay"]);
+        Config::from_arg_matches(&matches).expect("the defaults form a valid config")
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present), then the environment and the command line.
+    pub fn from_env() -> Self {
+        let _ = dotenvy::dotenv();
+        Config::parse()
+    }
+
+    /// Interval between SSE keep-alive comments.
+    pub fn sse_keepalive(&self) -> Duration {
+        Duration::from_secs(self.sse_keepalive_secs.max(1))
+    }
+
+    /// How long a seed 002 progress stream stays open.
+    pub fn progress_timeout(&self) -> Duration {
+        Duration::from_secs(self.progress_timeout_secs)
+    }
+}

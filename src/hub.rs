@@ -1,0 +1,152 @@
+//! Broadcast fan-out of committed events to live subscribers.
+//!
+//! Each job has its own channel, created on first subscription and removed
+//! when its last subscriber goes, so a subscriber only wakes for its job.
+//! The hub only carries events that are already committed and cached; a
+//! subscriber that falls behind catches up from the store (see
+//! [`crate::feed`]). Closing the hub ends every subscription, which is how
+//! open streams finish when the server shuts down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::model::Event;
+
+/// Slots per job channel. A subscriber further behind than this gets
+/// `Lagged` and refills from the store.
+const JOB_CHANNEL_CAPACITY: usize = 512;
+const CREATED_CHANNEL_CAPACITY: usize = 256;
+
+/// Announcement of a new job, for streams that wait for a generation id.
+#[derive(Debug, Clone)]
+pub struct JobCreated {
+    pub id: Uuid,
+    pub generation_id: String,
+}
+
+pub struct Hub {
+    topics: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Event>>>>,
+    created: Mutex<Option<broadcast::Sender<JobCreated>>>,
+    closed: AtomicBool,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            topics: Mutex::new(HashMap::new()),
+            created: Mutex::new(Some(broadcast::channel(CREATED_CHANNEL_CAPACITY).0)),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Hub::default())
+    }
+
+    /// Subscribes to one job's live events. After [`Hub::close`] the
+    /// subscription reports `Closed` at once.
+    pub fn subscribe(self: &Arc<Self>, job: Uuid) -> Subscription {
+        let mut topics = lock(&self.topics);
+        let rx = if self.closed.load(Ordering::Acquire) {
+            broadcast::channel(1).1
+        } else {
+            topics
+                .entry(job)
+                .or_insert_with(|| broadcast::channel(JOB_CHANNEL_CAPACITY).0)
+                .subscribe()
+        };
+        Subscription {
+            rx: Some(rx),
+            job,
+            hub: self.clone(),
+        }
+    }
+
+    /// Subscribes to announcements of new jobs.
+    pub fn subscribe_created(&self) -> broadcast::Receiver<JobCreated> {
+        match lock(&self.created).as_ref() {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    /// Sends committed events, in id order, to their jobs' subscribers.
+    pub fn publish(&self, events: &[Arc<Event>]) {
+        let topics = lock(&self.topics);
+        if topics.is_empty() {
+            return;
+        }
+        for event in events {
+            if let Some(tx) = topics.get(&event.job_id) {
+                // An error only means every receiver is gone.
+                let _ = tx.send(event.clone());
+            }
+        }
+    }
+
+    pub fn announce(&self, created: JobCreated) {
+        if let Some(tx) = lock(&self.created).as_ref() {
+            let _ = tx.send(created);
+        }
+    }
+
+    /// Ends every subscription, now and later.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        lock(&self.topics).clear();
+        lock(&self.created).take();
+    }
+
+    /// Open subscriptions of all kinds. Streams release theirs as soon as the
+    /// client goes away, so this returns to zero when no one is listening.
+    pub fn subscriber_count(&self) -> usize {
+        let jobs: usize = lock(&self.topics)
+            .values()
+            .map(|tx| tx.receiver_count())
+            .sum();
+        let created = lock(&self.created)
+            .as_ref()
+            .map_or(0, |tx| tx.receiver_count());
+        jobs + created
+    }
+}
+
+/// A live subscription to one job. Dropping it releases the job's channel
+/// when it was the last one.
+pub struct Subscription {
+    rx: Option<broadcast::Receiver<Arc<Event>>>,
+    job: Uuid,
+    hub: Arc<Hub>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Result<Arc<Event>, broadcast::error::RecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = lock(&self.hub.topics);
+        drop(self.rx.take());
+        if topics
+            .get(&self.job)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            topics.remove(&self.job);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! What a running stage sees of its job, and how it reports back.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use uuid::Uuid;
+
+use super::StageError;
+use crate::model::{Job, JobRequest, Level, NewEvent, json_f64};
+use crate::store::{JobPatch, Store};
+
+/// Values stages of one job hand to later stages (the scene plan, audio
+/// files, ...), keyed by type.
+pub type Scratch = axum::http::Extensions;
+
+/// At most this many progress events per second and job.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One job's view for its stages. The worker creates it when the job starts
+/// and moves it from stage to stage.
+pub struct StageContext {
+    job: Job,
+    store: Store,
+    token: CancellationToken,
+    work_dir: PathBuf,
+    stage: String,
+    range: (u8, u8),
+    last_progress: Option<Instant>,
+    scratch: Scratch,
+}
+
+impl StageContext {
+    pub(crate) fn new(job: Job, store: Store, token: CancellationToken, work_dir: PathBuf) -> Self {
+        StageContext {
+            job,
+            store,
+            token,
+            work_dir,
+            stage: String::new(),
+            range: (0, 0),
+            last_progress: None,
+            scratch: Scratch::new(),
+        }
+    }
+
+    pub(crate) fn enter(&mut self, stage: &str, range: (u8, u8)) {
+        self.stage = stage.to_string();
+        self.range = range;
+        self.last_progress = None;
+        self.job.progress = self.job.progress.max(range.0);
+    }
+
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    pub fn job_id(&self) -> Uuid {
+        self.job.id
+    }
+
+    pub fn request(&self) -> &JobRequest {
+        &self.job.request
+    }
+
+    /// Name of the running stage.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// The job's artifact folder; created by the worker before the first stage.
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    pub fn scratch(&mut self) -> &mut Scratch {
+        &mut self.scratch
+    }
+
+    /// The job's cancellation token, for child processes and long waits.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// Resolves when the job is cancelled or the server shuts down.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
+    /// `Err(Cancelled)` once the job should stop: a checkpoint.
+    pub fn checkpoint(&self) -> Result<(), StageError> {
+        if self.token.is_cancelled() {
+            Err(StageError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn append(&self, event: NewEvent, patch: JobPatch) -> Result<(), StageError> {
+        self.store
+            .append(self.job.id, vec![event], patch)
+            .await
+            .map(drop)
+            .map_err(|err| {
+                tracing::error!(job = %self.job.id, error = %err, "could not record an event");
+                StageError::failed("The job's event could not be recorded.")
+            })
+    }
+
+    /// Records a message of this stage.
+    pub async fn log(
+        &mut self,
+        level: Level,
+        message: impl Into<String>,
+        payload: Option<Value>,
+    ) -> Result<(), StageError> {
+        let mut event = NewEvent::log(level, message).with_stage(self.stage.clone());
+        event.payload = payload;
+        self.append(event, JobPatch::default()).await
+    }
+
+    pub async fn info(&mut self, message: impl Into<String>) -> Result<(), StageError> {
+        self.log(Level::Info, message, None).await
+    }
+
+    pub async fn success(&mut self, message: impl Into<String>) -> Result<(), StageError> {
+        self.log(Level::Success, message, None).await
+    }
+
+    pub async fn warn(&mut self, message: impl Into<String>) -> Result<(), StageError> {
+        self.log(Level::Warning, message, None).await
+    }
+
+    /// Reports progress within the stage, `fraction` from 0 to 1. Sent as a
+    /// `progress` event when the job's percentage rises, at most four times
+    /// a second.
+    pub async fn progress(
+        &mut self,
+        fraction: f64,
+        message: impl Into<String>,
+    ) -> Result<(), StageError> {
+        let (start, end) = self.range;
+        let span = f64::from(end.saturating_sub(start));
+        let percent = (f64::from(start) + span * fraction.clamp(0.0, 1.0)).floor() as u8;
+        let too_soon = self
+            .last_progress
+            .is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL);
+        if percent <= self.job.progress || too_soon {
+            return Ok(());
+        }
+        self.last_progress = Some(Instant::now());
+        self.job.progress = percent;
+        let mut payload = Map::new();
+        payload.insert("progress".into(), json_f64(f64::from(percent) / 100.0));
+        let event = NewEvent::log(Level::Info, message)
+            .with_type("progress")
+            .with_stage(self.stage.clone())
+            .with_payload(Value::Object(payload));
+        let patch = JobPatch {
+            progress: Some(percent),
+            ..JobPatch::default()
+        };
+        self.append(event, patch).await
+    }
+
+    /// Emits structured stage data (seed 001's rich kinds: `results`,
+    /// `score`, `cost_estimate`, `music`, `asset`, `review`, ...). With
+    /// `data_key`, the job row keeps `value` under that key as well, so
+    /// snapshots include it.
+    pub async fn emit(
+        &mut self,
+        kind: &str,
+        message: impl Into<String>,
+        fields: Map<String, Value>,
+        data_key: Option<(&str, Value)>,
+    ) -> Result<(), StageError> {
+        let event = NewEvent::log(Level::Info, message)
+            .with_stage(self.stage.clone())
+            .with_kind(kind)
+            .with_payload(Value::Object(fields));
+        let patch = JobPatch {
+            data: data_key.map(|(key, value)| (key.to_string(), value)),
+            ..JobPatch::default()
+        };
+        self.append(event, patch).await
+    }
+
+    /// Keeps a value in the job's rich data without an event of its own.
+    pub async fn set_data(&mut self, key: &str, value: Value) -> Result<(), StageError> {
+        let event = NewEvent::log(Level::Info, format!("Recorded {key}."))
+            .with_stage(self.stage.clone())
+            .with_type("data");
+        let patch = JobPatch {
+            data: Some((key.to_string(), value)),
+            ..JobPatch::default()
+        };
+        self.append(event, patch).await
+    }
+}

@@ -1,0 +1,197 @@
+//! A real server on 127.0.0.1:0 with its own temp database and data folder,
+//! and a client that talks to it over HTTP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reelay::pipeline::Pipeline;
+use reelay::{AppState, Config, Reelay};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: Arc<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A config rooted in `dir`, ignoring the environment.
+pub fn config_in(dir: &TempDir) -> Config {
+    Config {
+        database_url: format!("sqlite://{}", dir.path().join("reelay.db").display()),
+        data_dir: dir.path().join("data"),
+        footage_dir: dir.path().join("footage"),
+        music_dir: dir.path().join("music"),
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start(pipeline: Pipeline) -> Self {
+        Self::start_with(pipeline, |_| {}).await
+    }
+
+    pub async fn start_with(pipeline: Pipeline, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, pipeline, tweak).await
+    }
+
+    /// Starts on an existing folder: a restart on the same database.
+    pub async fn start_in(
+        dir: Arc<TempDir>,
+        pipeline: Pipeline,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = config_in(&dir);
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reelay = Reelay::start(config, pipeline).await.expect("start");
+        let state = reelay.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(reelay.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            client: reqwest::Client::new(),
+            state,
+            dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = res.status();
+        (status, res.json().await.expect("JSON body"))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status();
+        (status, res.json().await.expect("JSON body"))
+    }
+
+    /// Submits a MoneyPrinter job and returns its id.
+    pub async fn submit(&self, subject: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/generate",
+                serde_json::json!({ "videoSubject": subject }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["jobId"].as_str().expect("jobId").to_string()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/jobs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["job"].clone()
+    }
+
+    /// Polls the job until `done` holds, failing after `timeout`.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "timed out; job is {job:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
+        self.wait_job(id, timeout, |job| job["state"] == state)
+            .await
+    }
+
+    /// Every event of a job, read page by page with `after`.
+    pub async fn all_events(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (status, body) = self
+                .get(&format!("/api/jobs/{id}/events?after={after}&limit=1000"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = body["events"].as_array().expect("events").clone();
+            let Some(last) = page.last() else { return out };
+            after = last["id"].as_i64().expect("id");
+            out.extend(page);
+        }
+    }
+
+    /// Stops the server as SIGTERM would and returns how long it took.
+    pub async fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("serve");
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Waits until `check` holds, polling every 10 ms, failing after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Ids of events, asserting they strictly increase.
+pub fn strictly_increasing_ids(events: &[Value]) -> Vec<i64> {
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    for pair in ids.windows(2) {
+        assert!(pair[0] < pair[1], "ids not strictly increasing: {ids:?}");
+    }
+    ids
+}

@@ -1,0 +1,10 @@
+//! Black-box tests over HTTP against a server on port 0.
+
+mod helpers;
+mod stages;
+
+mod cancel;
+mod concurrency;
+mod errors;
+mod lifecycle;
+mod polling;
