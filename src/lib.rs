@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 use hub::Hub;
 use pipeline::Pipeline;
+use pipeline::media::Tools;
 use store::Store;
 use worker::Worker;
 
@@ -34,6 +35,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub worker: Worker,
     pub config: Arc<Config>,
+    pub tools: Arc<Tools>,
 }
 
 /// The router with every route and middleware, for a running state.
@@ -73,6 +75,7 @@ impl Reelay {
                 store,
                 hub,
                 worker,
+                tools: Arc::new(Tools::new(&config)),
                 config: Arc::new(config),
             },
         })

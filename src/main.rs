@@ -1,6 +1,8 @@
 //! The `reelay` binary: configuration, logging, then serve.
 
-use reelay::pipeline::Pipeline;
+use std::sync::Arc;
+
+use reelay::pipeline::media::{self, MediaEnv};
 use reelay::{Config, Reelay};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -9,13 +11,15 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env();
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         )
         .init();
     let listener = TcpListener::bind(config.bind_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let reelay = Reelay::start(config, Pipeline::default()).await?;
+    let pipeline = media::pipeline(MediaEnv::new(Arc::new(config.clone())));
+    let reelay = Reelay::start(config, pipeline).await?;
     reelay.serve(listener, shutdown_signal()).await?;
     Ok(())
 }

@@ -70,6 +70,8 @@ enum RunEnd {
 impl Worker {
     /// Starts claiming jobs. `jobs_dir` holds one artifact folder per job.
     pub fn start(store: Store, pipeline: Pipeline, jobs_dir: PathBuf, concurrency: usize) -> Self {
+        // Stages run tools in the job folder; its path must not depend on it.
+        let jobs_dir = std::path::absolute(&jobs_dir).unwrap_or(jobs_dir);
         let inner = Arc::new(Inner {
             store,
             pipeline,

@@ -98,5 +98,6 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         },
         "subscribers": state.hub.subscriber_count(),
         "cachedEvents": state.store.cached_events(),
+        "tools": state.tools.report().await,
     }))
 }

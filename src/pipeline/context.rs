@@ -186,13 +186,36 @@ impl StageContext {
         self.append(event, patch).await
     }
 
-    /// Keeps a value in the job's rich data without an event of its own.
-    pub async fn set_data(&mut self, key: &str, value: Value) -> Result<(), StageError> {
-        let event = NewEvent::log(Level::Info, format!("Recorded {key}."))
+    /// Keeps `value` in the job's rich data under `key`, with a log event
+    /// that carries it, so the row never changes without an event.
+    pub async fn set_data(
+        &mut self,
+        message: impl Into<String>,
+        key: &str,
+        value: Value,
+    ) -> Result<(), StageError> {
+        let event = NewEvent::log(Level::Info, message)
             .with_stage(self.stage.clone())
-            .with_type("data");
+            .with_payload(value.clone());
         let patch = JobPatch {
             data: Some((key.to_string(), value)),
+            ..JobPatch::default()
+        };
+        self.append(event, patch).await
+    }
+
+    /// Records the finished video and its measured metadata.
+    pub async fn set_result(
+        &mut self,
+        message: impl Into<String>,
+        path: String,
+        metadata: Value,
+    ) -> Result<(), StageError> {
+        let event = NewEvent::log(Level::Success, message)
+            .with_stage(self.stage.clone())
+            .with_payload(metadata.clone());
+        let patch = JobPatch {
+            result: Some((path, metadata)),
             ..JobPatch::default()
         };
         self.append(event, patch).await

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use reelay::pipeline::Pipeline;
+use reelay::pipeline::media::{self, MediaEnv};
 use reelay::{AppState, Config, Reelay};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -51,8 +53,29 @@ impl TestServer {
         pipeline: Pipeline,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_built(dir, |_| pipeline, tweak).await
+    }
+
+    /// Starts with the built-in media pipeline, configured like the server.
+    pub async fn start_media(tweak: impl FnOnce(&mut Config)) -> Self {
+        require_media_tools();
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start_built(
+            dir,
+            |config| media::pipeline(MediaEnv::new(Arc::new(config.clone()))),
+            tweak,
+        )
+        .await
+    }
+
+    async fn start_built(
+        dir: Arc<TempDir>,
+        pipeline: impl FnOnce(&Config) -> Pipeline,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = config_in(&dir);
         tweak(&mut config);
+        let pipeline = pipeline(&config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let reelay = Reelay::start(config, pipeline).await.expect("start");
@@ -194,4 +217,64 @@ pub fn strictly_increasing_ids(events: &[Value]) -> Vec<i64> {
         assert!(pair[0] < pair[1], "ids not strictly increasing: {ids:?}");
     }
     ids
+}
+
+/// Fails, with the install command, when the media tools are missing.
+pub fn require_media_tools() {
+    for tool in ["ffmpeg", "ffprobe", "espeak-ng"] {
+        let found = std::process::Command::new(tool)
+            .arg(if tool == "espeak-ng" {
+                "--version"
+            } else {
+                "-version"
+            })
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{tool} is needed by this test. Install the media tools with: \
+             sudo apt-get install -y ffmpeg espeak-ng fonts-dejavu-core"
+        );
+    }
+}
+
+/// Serves `router` on 127.0.0.1:0 for the rest of the test.
+pub async fn spawn_router(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// Runs a command to make a test fixture, failing loudly if it fails.
+pub fn make_fixture(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What ffprobe says of a file, as JSON.
+pub fn ffprobe(path: &str) -> Value {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            path,
+        ])
+        .output()
+        .expect("ffprobe");
+    assert!(out.status.success(), "ffprobe {path}");
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }

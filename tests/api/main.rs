@@ -5,6 +5,8 @@ mod stages;
 
 mod cancel;
 mod concurrency;
+mod crash;
 mod errors;
 mod lifecycle;
+mod media;
 mod polling;

@@ -1,0 +1,304 @@
+//! critic: measures the rendered video and scores it out of 10.
+//!
+//! One ffmpeg pass decodes the output through `blackdetect`, `silencedetect`
+//! and `ebur128`; ffprobe gives the streams and duration. Every strength and
+//! weakness in the review quotes one of these measurements.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use tokio::process::Command;
+
+use super::tools::{self, Probe, Tool, number_after};
+use super::{MediaEnv, Narration, Rendered};
+use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
+
+pub struct Critic(pub Arc<MediaEnv>);
+
+/// Black or silent stretches shorter than this are not reported.
+const MIN_BLACK: f64 = 1.0;
+const MIN_SILENCE: f64 = 1.5;
+/// Loudness range that suits short social video, in LUFS.
+const LOUDNESS: (f64, f64) = (-20.0, -10.0);
+/// How far the video may run from the narration, in seconds.
+const DURATION_TOLERANCE: f64 = 0.5;
+
+/// What the analysis pass measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measurements {
+    pub black: Vec<(f64, f64)>,
+    pub silence: Vec<(f64, f64)>,
+    pub loudness: Option<f64>,
+    pub loudness_range: Option<f64>,
+}
+
+/// Reads the filters' reports from ffmpeg's log.
+pub fn parse_analysis(log: &str, duration: f64) -> Measurements {
+    let mut m = Measurements::default();
+    let mut silence_start = None;
+    for line in log.lines() {
+        if line.contains("black_start:") {
+            if let (Some(a), Some(b)) = (
+                number_after(line, "black_start:"),
+                number_after(line, "black_end:"),
+            ) {
+                m.black.push((a, b));
+            }
+        } else if line.contains("silence_start:") {
+            silence_start = number_after(line, "silence_start:");
+        } else if line.contains("silence_end:")
+            && let (Some(a), Some(b)) = (silence_start.take(), number_after(line, "silence_end:"))
+        {
+            m.silence.push((a.max(0.0), b));
+        }
+    }
+    let loudness = tools::parse_loudness(log);
+    m.loudness = loudness.integrated;
+    m.loudness_range = loudness.range;
+    // Silence still open at the end of the file.
+    if let Some(a) = silence_start {
+        m.silence.push((a.max(0.0), duration));
+    }
+    m
+}
+
+/// The review: a score out of 10 with the reasons for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub score: f64,
+    pub strengths: Vec<String>,
+    pub weaknesses: Vec<String>,
+}
+
+/// Scores measurements against the narration and the requested frame.
+pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)) -> Review {
+    let mut score: f64 = 10.0;
+    let mut strengths = Vec::new();
+    let mut weaknesses = Vec::new();
+    match &probe.video {
+        None => {
+            weaknesses.push("The file has no video stream.".to_string());
+            score = 0.0;
+        }
+        Some(v) if (v.width, v.height) == frame => strengths.push(format!(
+            "Frame is {}x{} at {:.0} fps, as requested.",
+            v.width, v.height, v.fps
+        )),
+        Some(v) => {
+            score -= 1.0;
+            weaknesses.push(format!(
+                "Frame is {}x{}, not the requested {}x{}.",
+                v.width, v.height, frame.0, frame.1
+            ));
+        }
+    }
+    if probe.has_audio {
+        strengths.push("Has an audio track with the narration.".to_string());
+    } else {
+        score -= 4.0;
+        weaknesses.push("The file has no audio stream.".to_string());
+    }
+    let drift = probe.duration - narration;
+    if drift.abs() <= DURATION_TOLERANCE {
+        strengths.push(format!(
+            "Length {:.2} s matches the {:.2} s of narration.",
+            probe.duration, narration
+        ));
+    } else {
+        score -= 2.0;
+        weaknesses.push(format!(
+            "Length {:.2} s is {:.2} s {} the {:.2} s of narration.",
+            probe.duration,
+            drift.abs(),
+            if drift > 0.0 {
+                "longer than"
+            } else {
+                "shorter than"
+            },
+            narration
+        ));
+    }
+    let black: Vec<&(f64, f64)> = m.black.iter().filter(|(a, b)| b - a >= MIN_BLACK).collect();
+    if black.is_empty() {
+        strengths.push(format!("No black stretch of {MIN_BLACK:.0} s or more."));
+    } else {
+        let total: f64 = black.iter().map(|(a, b)| b - a).sum();
+        score -= (total / 2.0).clamp(1.0, 3.0);
+        weaknesses.push(format!(
+            "{} black stretch(es), {:.1} s in all, the first at {:.1} s.",
+            black.len(),
+            total,
+            black[0].0
+        ));
+    }
+    if probe.has_audio {
+        let silent: Vec<&(f64, f64)> = m
+            .silence
+            .iter()
+            .filter(|(a, b)| b - a >= MIN_SILENCE)
+            .collect();
+        if silent.is_empty() {
+            strengths.push(format!("No silent gap of {MIN_SILENCE} s or more."));
+        } else {
+            let total: f64 = silent.iter().map(|(a, b)| b - a).sum();
+            score -= (total / 2.0).clamp(1.0, 2.0);
+            weaknesses.push(format!(
+                "{} silent gap(s), {:.1} s in all, the first at {:.1} s.",
+                silent.len(),
+                total,
+                silent[0].0
+            ));
+        }
+        match m.loudness {
+            Some(lufs) if (LOUDNESS.0..=LOUDNESS.1).contains(&lufs) => strengths.push(format!(
+                "Integrated loudness {lufs:.1} LUFS is within {} to {} LUFS.",
+                LOUDNESS.0, LOUDNESS.1
+            )),
+            Some(lufs) => {
+                score -= 1.0;
+                weaknesses.push(format!(
+                    "Integrated loudness {lufs:.1} LUFS is outside {} to {} LUFS.",
+                    LOUDNESS.0, LOUDNESS.1
+                ));
+            }
+            None => weaknesses.push("Loudness could not be measured.".to_string()),
+        }
+    }
+    Review {
+        score: (score.clamp(0.0, 10.0) * 10.0).round() / 10.0,
+        strengths,
+        weaknesses,
+    }
+}
+
+#[async_trait]
+impl Stage for Critic {
+    fn name(&self) -> &str {
+        "critic"
+    }
+
+    async fn run(&self, ctx: &mut StageContext) -> StageResult {
+        let env = self.0.clone();
+        let missing = || StageError::failed("There is no rendered video to check.");
+        let file = ctx
+            .scratch()
+            .get::<Rendered>()
+            .map(|r| r.file.clone())
+            .ok_or_else(missing)?;
+        let narration = ctx
+            .scratch()
+            .get::<Narration>()
+            .map(|n| n.total)
+            .ok_or_else(missing)?;
+        ctx.info("Checking the rendered video").await?;
+        let probe = tools::probe(&env.tools, &file, ctx.token()).await?;
+        let ffmpeg = env.tools.path(Tool::Ffmpeg)?;
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(["-hide_banner", "-nostats", "-nostdin", "-i"])
+            .arg(&file)
+            .args(["-vf", &format!("blackdetect=d={MIN_BLACK}:pix_th=0.10")]);
+        if probe.has_audio {
+            cmd.args([
+                "-af",
+                &format!("silencedetect=n=-50dB:d={MIN_SILENCE},ebur128=framelog=verbose"),
+            ]);
+        }
+        cmd.args(["-f", "null", "-"]);
+        let out = tools::run(&mut cmd, None, ctx.token(), "ffmpeg (quality check)").await?;
+        let m = parse_analysis(&out.stderr, probe.duration);
+        let frame = env.frame(ctx.request());
+        let review = review(&probe, &m, narration, frame);
+        let measurements = json!({
+            "duration": probe.duration,
+            "narrationDuration": narration,
+            "hasAudio": probe.has_audio,
+            "width": probe.video.as_ref().map(|v| v.width),
+            "height": probe.video.as_ref().map(|v| v.height),
+            "fps": probe.video.as_ref().map(|v| v.fps),
+            "blackStretches": m.black,
+            "silentStretches": m.silence,
+            "integratedLoudness": m.loudness,
+            "loudnessRange": m.loudness_range,
+        });
+        let record = json!({
+            "score": review.score,
+            "strengths": review.strengths,
+            "weaknesses": review.weaknesses,
+            "measurements": measurements,
+        });
+        let path = ctx.work_dir().join("review.json");
+        tokio::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .await
+        .map_err(|err| StageError::failed(format!("Could not write {}: {err}", path.display())))?;
+        let fields: Map<String, Value> = record.as_object().cloned().unwrap_or_default();
+        ctx.emit(
+            "review",
+            format!("Quality check: {}/10", review.score),
+            fields,
+            Some(("criticReview", record)),
+        )
+        .await?;
+        Ok(StageOutcome::done(format!("score {}/10", review.score)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::media::tools::VideoInfo;
+
+    const LOG: &str = "[blackdetect @ 0x1] black_start:0 black_end:1.5 black_duration:1.5
+[silencedetect @ 0x2] silence_start: 4.2
+[silencedetect @ 0x2] silence_end: 6.3 | silence_duration: 2.1
+[Parsed_ebur128_1 @ 0x3] Summary:
+
+  Integrated loudness:
+    I:         -16.4 LUFS
+    Threshold: -26.6 LUFS
+
+  Loudness range:
+    LRA:         3.2 LU
+";
+
+    #[test]
+    fn analysis_log_is_parsed() {
+        let m = parse_analysis(LOG, 10.0);
+        assert_eq!(m.black, [(0.0, 1.5)]);
+        assert_eq!(m.silence, [(4.2, 6.3)]);
+        assert_eq!(m.loudness, Some(-16.4));
+        assert_eq!(m.loudness_range, Some(3.2));
+    }
+
+    #[test]
+    fn every_deduction_is_explained() {
+        let probe = Probe {
+            duration: 10.0,
+            size: 1,
+            video: Some(VideoInfo {
+                width: 360,
+                height: 640,
+                fps: 30.0,
+                codec: "h264".into(),
+            }),
+            has_audio: true,
+        };
+        let good = review(
+            &probe,
+            &Measurements {
+                loudness: Some(-16.0),
+                ..Default::default()
+            },
+            9.8,
+            (360, 640),
+        );
+        assert_eq!(good.score, 10.0);
+        assert!(good.weaknesses.is_empty());
+        let bad = review(&probe, &parse_analysis(LOG, 10.0), 12.0, (360, 640));
+        assert!(bad.score < 10.0);
+        assert_eq!(bad.weaknesses.len(), 3, "{:?}", bad.weaknesses);
+    }
+}

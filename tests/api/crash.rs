@@ -1,0 +1,220 @@
+//! The real binary, killed with SIGKILL mid-job and started again.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::require_media_tools;
+
+/// The `reelay` binary on port 0, with everything under `dir`.
+struct Binary {
+    child: Child,
+    base: String,
+}
+
+impl Binary {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("reelay.db").display()),
+            )
+            .env("DATA_DIR", dir.join("data"))
+            .env("FOOTAGE_DIR", dir.join("footage"))
+            .env("MUSIC_DIR", dir.join("music"))
+            .env("RUST_LOG", "info")
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the reelay binary");
+        // The first log line with an address says where it listens.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before listening")
+                .expect("read the server log");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Binary {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn job(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    let body: Value = client
+        .get(format!("{base}/api/jobs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["job"].clone()
+}
+
+async fn events(client: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let body: Value = client
+            .get(format!(
+                "{base}/api/jobs/{id}/events?after={after}&limit=1000"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = body["events"].as_array().unwrap().clone();
+        let Some(last) = page.last() else { return out };
+        after = last["id"].as_i64().unwrap();
+        out.extend(page);
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_job_then_restart_requeues_and_finishes_it_without_losing_events() {
+    require_media_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Binary::start(dir.path());
+    let script = "Rivers carve valleys over millions of years. ".repeat(12);
+    let reply: Value = client
+        .post(format!("{}/api/generate", server.base))
+        .json(&json!({ "videoSubject": "Rivers", "script": script, "paragraphNumber": 3 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = reply["jobId"].as_str().unwrap().to_string();
+
+    // Kill it once the job is well under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = job(&client, &server.base, &id).await;
+        assert_ne!(
+            job["state"], "completed",
+            "the job finished before the kill"
+        );
+        if job["state"] == "running" && job["progress"].as_u64().unwrap() >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never got going: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = events(&client, &server.base, &id).await;
+    server.kill();
+    assert!(seen.len() > 3);
+
+    let server = Binary::start(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let job = job(&client, &server.base, &id).await;
+        if job["state"] == "completed" {
+            break job;
+        }
+        assert!(
+            matches!(job["state"].as_str(), Some("queued" | "running")),
+            "the job did not recover: {job}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the requeued job never finished: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(finished["resultPath"].is_string());
+    let after = events(&client, &server.base, &id).await;
+    assert_eq!(
+        &after[..seen.len()],
+        &seen[..],
+        "events seen before the kill changed or vanished"
+    );
+    let ids: Vec<i64> = after.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids not strictly increasing: {ids:?}"
+    );
+    let requeued: Vec<&Value> = after.iter().filter(|e| e["kind"] == "requeued").collect();
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0]["level"], "warning");
+    assert_eq!(after.iter().filter(|e| e["kind"] == "started").count(), 2);
+    assert_eq!(
+        after.last().unwrap()["message"],
+        "Video generation complete"
+    );
+}
+
+#[tokio::test]
+async fn a_job_interrupted_twice_fails_with_a_clear_message() {
+    require_media_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let script = "Glaciers move slowly but shape whole mountain ranges. ".repeat(12);
+    let mut server = Binary::start(dir.path());
+    let reply: Value = client
+        .post(format!("{}/api/generate", server.base))
+        .json(&json!({ "videoSubject": "Glaciers", "script": script, "paragraphNumber": 3 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = reply["jobId"].as_str().unwrap().to_string();
+    for round in 0..2 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = job(&client, &server.base, &id).await;
+            if job["state"] == "running" {
+                break;
+            }
+            assert_eq!(job["state"], "queued", "round {round}: {job}");
+            assert!(Instant::now() < deadline, "round {round}: never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.kill();
+        server = Binary::start(dir.path());
+    }
+    let job = job(&client, &server.base, &id).await;
+    assert_eq!(job["state"], "failed");
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("stopped twice"),
+        "{job}"
+    );
+    let all = events(&client, &server.base, &id).await;
+    assert_eq!(all.last().unwrap()["level"], "error");
+}
