@@ -8,7 +8,7 @@
 //! open streams finish when the server shuts down.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
@@ -32,6 +32,7 @@ pub struct Hub {
     topics: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Event>>>>,
     created: Mutex<Option<broadcast::Sender<JobCreated>>>,
     closed: AtomicBool,
+    catch_ups: AtomicU64,
 }
 
 impl Default for Hub {
@@ -40,6 +41,7 @@ impl Default for Hub {
             topics: Mutex::new(HashMap::new()),
             created: Mutex::new(Some(broadcast::channel(CREATED_CHANNEL_CAPACITY).0)),
             closed: AtomicBool::new(false),
+            catch_ups: AtomicU64::new(0),
         }
     }
 }
@@ -105,6 +107,17 @@ impl Hub {
         self.closed.store(true, Ordering::Release);
         lock(&self.topics).clear();
         lock(&self.created).take();
+    }
+
+    /// Counts a subscriber that fell behind the broadcast and caught up
+    /// from the store.
+    pub fn count_catch_up(&self) {
+        self.catch_ups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How often subscribers have caught up from the store since start-up.
+    pub fn catch_ups(&self) -> u64 {
+        self.catch_ups.load(Ordering::Relaxed)
     }
 
     /// Open subscriptions of all kinds. Streams release theirs as soon as the

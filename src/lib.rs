@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod feed;
 pub mod hub;
 pub mod model;
 pub mod pipeline;

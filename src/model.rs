@@ -309,6 +309,29 @@ impl NewEvent {
     }
 }
 
+/// An event as the API shows it (seeds 000 and 003), with the stage it
+/// belongs to and its kind when it has them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventJson<'a> {
+    /// Global, strictly increasing; the `after` cursor and the SSE `id`.
+    pub id: i64,
+    /// `log`, `progress`, `error`, ...
+    #[serde(rename = "type")]
+    pub ty: &'a str,
+    pub level: Level,
+    pub message: &'a str,
+    /// Structured data; `{"progress": 0.42}` for `progress` events.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<&'a Value>,
+    /// Unix seconds.
+    pub timestamp: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'a str>,
+    /// `queued`, `started`, `start`, `complete`, `results`, `completed`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+}
+
 /// A committed event. Immutable once created; its JSON form is rendered once
 /// and shared by every poll and stream that sends it.
 #[derive(Debug)]
@@ -364,26 +387,20 @@ impl Event {
         }
     }
 
-    /// The seed 000 event object as JSON bytes.
+    /// The seed 000 event object as JSON bytes, rendered once.
     pub fn json(&self) -> &Bytes {
         self.json.get_or_init(|| {
-            let mut obj = Map::with_capacity(8);
-            obj.insert("id".into(), self.id.into());
-            obj.insert("type".into(), self.ty.clone().into());
-            obj.insert("level".into(), self.level.as_str().into());
-            obj.insert("message".into(), self.message.clone().into());
-            obj.insert(
-                "payload".into(),
-                self.payload.clone().unwrap_or(Value::Null),
-            );
-            obj.insert("timestamp".into(), json_f64(self.timestamp));
-            if let Some(stage) = &self.stage {
-                obj.insert("stage".into(), stage.clone().into());
-            }
-            if let Some(kind) = &self.kind {
-                obj.insert("kind".into(), kind.clone().into());
-            }
-            Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+            let view = EventJson {
+                id: self.id,
+                ty: &self.ty,
+                level: self.level,
+                message: &self.message,
+                payload: self.payload.as_ref(),
+                timestamp: (self.timestamp * 1000.0).round() / 1000.0,
+                stage: self.stage.as_deref(),
+                kind: self.kind.as_deref(),
+            };
+            Bytes::from(serde_json::to_vec(&view).unwrap_or_default())
         })
     }
 

@@ -221,7 +221,8 @@ async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
         }
         let start = NewEvent::log(Level::Info, format!("Stage {name} started."))
             .with_stage(name.clone())
-            .with_kind(kind::START);
+            .with_kind(kind::START)
+            .with_payload(serde_json::json!({ "jobProgress": slot.range.0 }));
         let patch = JobPatch {
             current_stage: Some(Some(name.clone())),
             stage: Some((name.clone(), record(StageStatus::Running, None, None))),
@@ -242,14 +243,21 @@ async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
             Ok(StageOutcome::Done { detail }) => (
                 NewEvent::log(Level::Success, format!("Stage {name} complete: {detail}"))
                     .with_kind(kind::COMPLETE)
-                    .with_payload(serde_json::json!({ "detail": detail, "durationSec": secs })),
+                    .with_payload(serde_json::json!({
+                        "detail": detail,
+                        "durationSec": secs,
+                        "jobProgress": slot.range.1,
+                    })),
                 StageStatus::Done,
                 detail,
             ),
             Ok(StageOutcome::Skipped { reason }) => (
                 NewEvent::log(Level::Info, format!("Stage {name} skipped: {reason}"))
                     .with_kind(kind::SKIPPED)
-                    .with_payload(serde_json::json!({ "reason": reason })),
+                    .with_payload(serde_json::json!({
+                        "reason": reason,
+                        "jobProgress": slot.range.1,
+                    })),
                 StageStatus::Skipped,
                 reason,
             ),

@@ -13,8 +13,9 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::store::StoreError;
 
@@ -45,16 +46,54 @@ impl Dialect {
     }
 
     fn body(self, message: &str, code: &str) -> Value {
-        match self {
-            Dialect::MoneyPrinter => json!({ "status": "error", "message": message }),
-            Dialect::V1 => json!({
-                "success": false,
-                "message": message,
-                "error": { "detail": message, "code": code },
+        let message = message.to_string();
+        let body = match self {
+            Dialect::MoneyPrinter => serde_json::to_value(MpErrorBody {
+                status: "error".into(),
+                message,
             }),
-            Dialect::Detail => json!({ "detail": message }),
-        }
+            Dialect::V1 => serde_json::to_value(V1ErrorBody {
+                success: false,
+                message: message.clone(),
+                error: V1ErrorDetail {
+                    detail: message,
+                    code: code.to_string(),
+                },
+            }),
+            Dialect::Detail => serde_json::to_value(DetailBody { detail: message }),
+        };
+        body.unwrap_or(Value::Null)
     }
+}
+
+/// MoneyPrinter's error envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MpErrorBody {
+    /// Always `error`.
+    pub status: String,
+    pub message: String,
+}
+
+/// The v1 error envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct V1ErrorBody {
+    /// Always false.
+    pub success: bool,
+    pub message: String,
+    pub error: V1ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct V1ErrorDetail {
+    pub detail: String,
+    /// `JOB_NOT_FOUND`, `VALIDATION_ERROR`, `RESULT_NOT_READY`, ...
+    pub code: String,
+}
+
+/// AI-Video-Gen's (FastAPI's) error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DetailBody {
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -242,7 +281,7 @@ where
         }
         serde_json::from_value(value)
             .map(JsonBody)
-            .map_err(|err| ApiError::bad_request(format!("Invalid request body: {err}")))
+            .map_err(|err| ApiError::validation(format!("Invalid request body: {err}")))
     }
 }
 

@@ -4,8 +4,13 @@
 //! This module holds what they share: job submission, id parsing, the
 //! middleware stack and `/health`.
 
+mod aivideogen;
 pub mod error;
 mod moneyprinter;
+mod openapi;
+mod openreels;
+pub mod sse;
+mod v1;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
@@ -28,6 +33,10 @@ pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_allowed_origins);
     Router::new()
         .merge(moneyprinter::router())
+        .merge(openreels::router())
+        .merge(aivideogen::router())
+        .merge(v1::router())
+        .merge(openapi::router())
         .route("/health", get(health))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn_with_state(limit, error::json_errors))
@@ -88,7 +97,9 @@ pub async fn cancel(state: &AppState, id: Uuid) -> ApiResult<bool> {
     }
 }
 
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, description = "Worker, stream and cache figures, and each media tool's path and version or install hint", body = Object)))]
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -97,6 +108,7 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             "concurrency": state.config.worker_concurrency,
         },
         "subscribers": state.hub.subscriber_count(),
+        "streamCatchUps": state.hub.catch_ups(),
         "cachedEvents": state.store.cached_events(),
         "tools": state.tools.report().await,
     }))

@@ -2,17 +2,24 @@
 //! polling and cancel, in the `{"status":"success",...}` envelope.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::{BufMut, BytesMut};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use futures_util::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-use super::{ApiError, ApiResult, JsonBody, job_id};
+use super::error::MpErrorBody;
+use super::{ApiError, ApiResult, JsonBody, job_id, sse};
 use crate::AppState;
-use crate::model::{Aspect, Job, JobRequest, Level, rfc3339};
+use crate::feed::Feed;
+use crate::model::{
+    Aspect, Event, EventJson, FrameKind, Job, JobRequest, JobState, Level, rfc3339,
+};
 use crate::store::Filter;
 
 /// Events per page when the client sets no `limit`.
@@ -30,9 +37,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A body field that the original front end sends as a string or a number.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
-enum Loose {
+pub enum Loose {
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -72,23 +79,38 @@ impl Loose {
 }
 
 /// `POST /api/generate` as MoneyPrinter's front end sends it. Unknown fields
-/// are ignored, as the original does.
-#[derive(Debug, Default, Deserialize)]
+/// are ignored, as the original does. Numbers and booleans may come as
+/// strings.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct GenerateBody {
+    /// The topic. Required (or `topic`).
     video_subject: Option<String>,
+    /// Same as `videoSubject`.
     topic: Option<String>,
+    /// Narration to use as is; research is skipped.
     script: Option<String>,
+    /// espeak-ng voice (`en-us`), or the speech API's voice.
     voice: Option<String>,
+    /// LLM model for research and the scene plan.
     ai_model: Option<String>,
+    /// Number of scenes, 1 to 20.
     paragraph_number: Option<Loose>,
+    /// Extra instructions for the script writer.
     custom_prompt: Option<String>,
+    /// `top`, `center`, `bottom`, or `"<h>,<v>"` such as `center,bottom`.
     subtitles_position: Option<String>,
+    /// Subtitle colour: `#rrggbb`, `#rgb` or a basic colour name.
     color: Option<String>,
+    /// Mix a track from the music library under the narration.
     use_music: Option<Loose>,
+    /// ffmpeg threads for the render, 1 to 64.
     threads: Option<Loose>,
+    /// `9:16` (default), `16:9` or `1:1`.
     aspect_ratio: Option<String>,
+    /// Exact frame width (even, 64 to 3840); needs `height`.
     width: Option<Loose>,
+    /// Exact frame height (even, 64 to 3840); needs `width`.
     height: Option<Loose>,
 }
 
@@ -194,57 +216,133 @@ pub fn checked_color(raw: &str) -> ApiResult<String> {
     }
 }
 
-async fn generate(
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateReply {
+    /// Always `success`.
+    pub status: &'static str,
+    pub message: &'static str,
+    pub job_id: String,
+    /// The seed 002 slug of the topic, for `/api/progress/{generation_id}`.
+    pub generation_id: String,
+}
+
+#[utoipa::path(post, path = "/api/generate", tag = "moneyprinter",
+    request_body = GenerateBody,
+    responses(
+        (status = 200, description = "Queued. A body with `topic` and no `videoSubject` is AI-Video-Gen's generate instead: see that tag.", body = GenerateReply),
+        (status = 400, description = "Malformed body or bad values", body = MpErrorBody),
+        (status = 413, description = "Body over MAX_BODY_BYTES", body = MpErrorBody),
+        (status = 415, description = "Not JSON", body = MpErrorBody),
+    ))]
+pub async fn generate(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<GenerateBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GenerateReply>> {
     let job = super::submit(&state, body.into_request()?).await?;
-    Ok(Json(json!({
-        "status": "success",
-        "message": "Video generation queued.",
-        "jobId": job.id,
-        "generationId": job.generation_id,
-    })))
+    Ok(Json(GenerateReply {
+        status: "success",
+        message: "Video generation queued.",
+        job_id: job.id.to_string(),
+        generation_id: job.generation_id,
+    }))
 }
 
-/// The seed 003 job object, with progress and stages added.
-pub fn job_json(job: &Job) -> Value {
-    let mut obj = Map::new();
-    obj.insert("id".into(), job.id.to_string().into());
-    obj.insert("state".into(), job.state.as_str().into());
-    obj.insert("cancelRequested".into(), job.cancel_requested.into());
-    obj.insert("resultPath".into(), json!(job.result_path));
-    obj.insert("errorMessage".into(), json!(job.error_message));
-    obj.insert("createdAt".into(), rfc3339(job.created_at).into());
-    obj.insert("startedAt".into(), json!(job.started_at.map(rfc3339)));
-    obj.insert("completedAt".into(), json!(job.completed_at.map(rfc3339)));
-    obj.insert("updatedAt".into(), rfc3339(job.updated_at).into());
-    obj.insert("progress".into(), job.progress.into());
-    obj.insert("currentStage".into(), json!(job.current_stage));
-    obj.insert("generationId".into(), job.generation_id.clone().into());
-    obj.insert("subject".into(), job.request.subject.clone().into());
-    obj.insert("stages".into(), Value::Object(job.stages.clone()));
-    obj.insert("result".into(), job.result.clone().unwrap_or(Value::Null));
-    Value::Object(obj)
+/// The seed 003 job object, with progress, stages and the result added.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MpJob {
+    pub id: String,
+    pub state: JobState,
+    pub cancel_requested: bool,
+    /// The MP4 on the server, once completed.
+    pub result_path: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub updated_at: String,
+    /// 0–100; 100 exactly when completed.
+    pub progress: u8,
+    pub current_stage: Option<String>,
+    pub generation_id: String,
+    pub subject: String,
+    /// Stage name → `{status, detail, durationSec}`, in pipeline order.
+    #[schema(value_type = Object)]
+    pub stages: Map<String, Value>,
+    /// Measured metadata of the output: duration, width, height, fps, size.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
 }
 
-async fn job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+impl From<&Job> for MpJob {
+    fn from(job: &Job) -> Self {
+        MpJob {
+            id: job.id.to_string(),
+            state: job.state,
+            cancel_requested: job.cancel_requested,
+            result_path: job.result_path.clone(),
+            error_message: job.error_message.clone(),
+            created_at: rfc3339(job.created_at),
+            started_at: job.started_at.map(rfc3339),
+            completed_at: job.completed_at.map(rfc3339),
+            updated_at: rfc3339(job.updated_at),
+            progress: job.progress,
+            current_stage: job.current_stage.clone(),
+            generation_id: job.generation_id.clone(),
+            subject: job.request.subject.clone(),
+            stages: job.stages.clone(),
+            result: job.result.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobReply {
+    pub status: &'static str,
+    pub job: MpJob,
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "moneyprinter",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobReply),
+        (status = 404, description = "`Job not found.`", body = MpErrorBody),
+    ))]
+pub async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobReply>> {
     let job = state
         .store
         .job(job_id(&id)?)
         .await?
         .ok_or(ApiError::JobNotFound)?;
-    Ok(Json(json!({ "status": "success", "job": job_json(&job) })))
+    Ok(Json(JobReply {
+        status: "success",
+        job: MpJob::from(&job),
+    }))
 }
 
 /// Query of the event poll. Everything arrives as text so that a bad value
 /// gets a message naming the parameter.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
 pub struct EventsQuery {
+    /// Only events with a larger id. Default 0.
     after: Option<String>,
+    /// Page size, 1 to 1000. Default 200.
     limit: Option<String>,
+    /// `info`, `success`, `warning` or `error`; comma-separated for several.
     level: Option<String>,
+}
+
+/// The poll's answer. (The handler writes each event's pre-rendered JSON.)
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct EventsReply {
+    status: String,
+    events: Vec<EventJson<'static>>,
 }
 
 /// A parsed event poll.
@@ -294,13 +392,28 @@ impl EventsQuery {
     }
 }
 
-async fn events(
+#[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "moneyprinter",
+    params(("id" = String, Path, description = "Job id"), EventsQuery,
+           ("Last-Event-ID" = Option<String>, Header, description = "SSE resume cursor")),
+    responses(
+        (status = 200, description = "Events with ids above `after`, oldest first. With `Accept: text/event-stream` the same event objects stream as SSE (`id: <event id>`, `data: <event>`), from the cursor (or the start) to the job's terminal event.",
+         content((EventsReply = "application/json"), (String = "text/event-stream"))),
+        (status = 204, description = "SSE only: the cursor is past the end of a finished job"),
+        (status = 400, description = "Bad `after`, `limit` or `level`", body = MpErrorBody),
+        (status = 404, description = "`Job not found.`", body = MpErrorBody),
+    ))]
+pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = job_id(&id)?;
     let params = query.parse()?;
+    if sse::wants_stream(&headers) {
+        let cursor = sse::cursor(&headers, query.after.as_deref())?.unwrap_or(0);
+        return log_stream(&state, id, cursor, params.levels).await;
+    }
     let filter = Filter {
         levels: params.levels.as_deref(),
     };
@@ -324,28 +437,95 @@ async fn events(
     Ok(([(header::CONTENT_TYPE, "application/json")], body.freeze()).into_response())
 }
 
-async fn cancel_job(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    if !super::cancel(&state, job_id(&id)?).await? {
-        return Err(ApiError::JobNotFound);
+/// The event log as SSE: the same event objects as the poll, each with its
+/// id, from the cursor (or the start) to the terminal event.
+async fn log_stream(
+    state: &AppState,
+    id: Uuid,
+    cursor: i64,
+    levels: Option<Vec<Level>>,
+) -> ApiResult<Response> {
+    // Subscribe before looking at the job, so nothing slips between.
+    let feed = Feed::new(&state.hub, state.store.clone(), id, cursor);
+    let job = state.store.job(id).await?.ok_or(ApiError::JobNotFound)?;
+    if job.state.is_terminal()
+        && state
+            .store
+            .events_after(id, cursor, 1, Filter::default())
+            .await?
+            .unwrap_or_default()
+            .is_empty()
+    {
+        return Ok(sse::finished());
     }
-    Ok(Json(
-        json!({ "status": "success", "message": "Cancellation requested." }),
+    let frame = |e: &Event| e.frame(FrameKind::Log, |e| sse::frame(Some(e.id), None, e.json()));
+    let events = stream::unfold(Some((feed, levels)), move |state| async move {
+        let (mut feed, levels) = state?;
+        loop {
+            let event = feed.next().await?;
+            let wanted = levels.as_ref().is_none_or(|l| l.contains(&event.level));
+            if event.is_terminal() {
+                // The stream ends here, whether or not the filter shows it.
+                return wanted.then(|| (frame(&event), None));
+            }
+            if wanted {
+                return Some((frame(&event), Some((feed, levels))));
+            }
+        }
+    });
+    let frames = stream::once(async { sse::retry_hint() }).chain(events);
+    Ok(sse::response(
+        Box::pin(frames),
+        Some(state.config.sse_keepalive()),
     ))
 }
 
-async fn cancel_active(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReply {
+    pub status: &'static str,
+    /// Always `Cancellation requested.`
+    pub message: &'static str,
+    /// The job that was asked to stop (`/api/cancel` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "moneyprinter",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "A queued job is cancelled at once, a running one within about a second; repeating it is harmless", body = CancelReply),
+        (status = 404, description = "`Job not found.`", body = MpErrorBody),
+    ))]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CancelReply>> {
+    if !super::cancel(&state, job_id(&id)?).await? {
+        return Err(ApiError::JobNotFound);
+    }
+    Ok(Json(CancelReply {
+        status: "success",
+        message: "Cancellation requested.",
+        job_id: None,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/cancel", tag = "moneyprinter",
+    responses(
+        (status = 200, description = "Cancels the newest running job, else the newest queued one", body = CancelReply),
+        (status = 404, description = "`No active job found.`", body = MpErrorBody),
+    ))]
+pub async fn cancel_active(State(state): State<AppState>) -> ApiResult<Json<CancelReply>> {
     let job = state
         .store
         .newest_active()
         .await?
         .ok_or(ApiError::NoActiveJob)?;
     super::cancel(&state, job.id).await?;
-    Ok(Json(json!({
-        "status": "success",
-        "message": "Cancellation requested.",
-        "jobId": job.id,
-    })))
+    Ok(Json(CancelReply {
+        status: "success",
+        message: "Cancellation requested.",
+        job_id: Some(job.id.to_string()),
+    }))
 }

@@ -10,3 +10,6 @@ mod errors;
 mod lifecycle;
 mod media;
 mod polling;
+mod sse;
+mod streams;
+mod v1;

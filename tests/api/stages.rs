@@ -33,6 +33,33 @@ impl Stage for Emit {
     }
 }
 
+/// Emits `count` events carrying `pad` bytes each, as fast as it can.
+pub struct Bulk {
+    pub name: &'static str,
+    pub count: usize,
+    pub pad: usize,
+}
+
+#[async_trait]
+impl Stage for Bulk {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn run(&self, ctx: &mut StageContext) -> StageResult {
+        let pad = "x".repeat(self.pad);
+        for i in 0..self.count {
+            ctx.log(
+                reelay::model::Level::Info,
+                format!("bulk {i}"),
+                Some(json!({ "pad": pad })),
+            )
+            .await?;
+        }
+        Ok(StageOutcome::done(format!("{} events", self.count)))
+    }
+}
+
 /// Emits one piece of rich stage data, then finishes.
 pub struct Rich {
     pub name: &'static str,
@@ -170,4 +197,31 @@ pub fn quick() -> Pipeline {
             count: 3,
         }),
     ])
+}
+
+/// Writes a fake `output.mp4` of `size` bytes and records it as the result.
+pub struct FileResult {
+    pub size: usize,
+}
+
+#[async_trait]
+impl Stage for FileResult {
+    fn name(&self) -> &str {
+        "assembly"
+    }
+
+    async fn run(&self, ctx: &mut StageContext) -> StageResult {
+        let path = ctx.work_dir().join("output.mp4");
+        let bytes: Vec<u8> = (0..self.size).map(|i| (i % 251) as u8).collect();
+        tokio::fs::write(&path, &bytes)
+            .await
+            .map_err(|e| StageError::failed(e.to_string()))?;
+        ctx.set_result(
+            "written",
+            path.display().to_string(),
+            json!({ "duration": 2.5, "width": 360, "height": 640, "fps": 30.0, "size": self.size }),
+        )
+        .await?;
+        Ok(StageOutcome::done("file written"))
+    }
 }
