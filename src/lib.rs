@@ -37,6 +37,8 @@ pub struct AppState {
     pub worker: Worker,
     pub config: Arc<Config>,
     pub tools: Arc<Tools>,
+    /// For calls the API makes itself (the LLM server's model list).
+    pub http: reqwest::Client,
 }
 
 /// The router with every route and middleware, for a running state.
@@ -77,6 +79,7 @@ impl Reelay {
                 hub,
                 worker,
                 tools: Arc::new(Tools::new(&config)),
+                http: reqwest::Client::new(),
                 config: Arc::new(config),
             },
         })

@@ -110,7 +110,7 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// Well-formed input with values that are not allowed. 400 in the
-    /// MoneyPrinter envelope, 422 in v1 (as FastAPI answers).
+    /// MoneyPrinter envelope, 422 in the others (as FastAPI answers).
     #[error("{message}")]
     Validation { message: String, code: &'static str },
     #[error("Request body must be JSON; send Content-Type: application/json.")]
@@ -169,7 +169,8 @@ impl ApiError {
             | ApiError::GenerationNotFound
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation { .. } if dialect == Dialect::V1 => {
+            // As FastAPI answers, which the v1 and AI-Video-Gen clients know.
+            ApiError::Validation { .. } if dialect != Dialect::MoneyPrinter => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Validation { .. } => StatusCode::BAD_REQUEST,

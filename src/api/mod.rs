@@ -4,9 +4,10 @@
 //! This module holds what they share: job submission, id parsing, the
 //! middleware stack and `/health`.
 
-mod aivideogen;
+pub mod aivideogen;
 pub mod error;
-mod moneyprinter;
+mod fields;
+pub mod moneyprinter;
 mod openapi;
 mod openreels;
 pub mod sse;
@@ -32,7 +33,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let cors = cors(&state.config.cors_allowed_origins);
     Router::new()
-        .merge(moneyprinter::router())
+        .merge(moneyprinter::router(&state.config))
         .merge(openreels::router())
         .merge(aivideogen::router())
         .merge(v1::router())

@@ -16,7 +16,7 @@ use tower_http::services::ServeFile;
 use utoipa::ToSchema;
 
 use super::error::V1ErrorBody;
-use super::moneyprinter::{check_size, checked_color, subtitle_position, text};
+use super::fields::{check_size, checked_color, subtitle_position, text};
 use super::{ApiError, ApiResult, JsonBody, job_id};
 use crate::AppState;
 use crate::model::{Aspect, Job, JobRequest, JobState, rfc3339};

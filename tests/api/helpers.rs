@@ -278,3 +278,13 @@ pub fn ffprobe(path: &str) -> Value {
     assert!(out.status.success(), "ffprobe {path}");
     serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }
+
+/// Like [`spawn_router`], with a handle that stops the server.
+pub async fn spawn_stoppable(router: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (addr, handle)
+}

@@ -7,6 +7,8 @@ mod cancel;
 mod concurrency;
 mod crash;
 mod errors;
+mod fakes;
+mod frontends;
 mod lifecycle;
 mod media;
 mod polling;

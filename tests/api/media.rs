@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::fakes::FakeLlm;
 use crate::helpers::{TestServer, ffprobe, make_fixture, spawn_router};
 
 const SCRIPT: &str = "The ocean covers most of our planet. Its deepest trench reaches eleven \
@@ -244,66 +244,10 @@ async fn cancel_during_render_kills_ffmpeg_and_ends_cancelled() {
     assert!(!dir.join("output.mp4").exists());
 }
 
-/// An OpenAI-compatible stand-in: research and scene plans, recording the
-/// models it was asked for.
-#[derive(Clone, Default)]
-struct FakeLlm {
-    models: Arc<Mutex<Vec<String>>>,
-}
-
-async fn chat(State(llm): State<FakeLlm>, Json(body): Json<Value>) -> Json<Value> {
-    llm.models
-        .lock()
-        .unwrap()
-        .push(body["model"].as_str().unwrap_or_default().to_string());
-    let system = body["messages"][0]["content"].as_str().unwrap_or_default();
-    let user = body["messages"][1]["content"].as_str().unwrap_or_default();
-    let content = if system.contains("research") {
-        json!({
-            "summary": "Octopuses are clever sea animals.",
-            "key_facts": ["Octopuses have three hearts.", "Their blood is blue.", "They taste with their arms."],
-            "mood": "Calm ambient"
-        })
-        .to_string()
-    } else {
-        let n: usize = user
-            .split("exactly ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let scenes: Vec<Value> = (0..n)
-            .map(|i| json!({
-                "narration": format!("Scene {} shows an octopus with three hearts swimming.", i + 1),
-                "visual_query": "octopus reef",
-                "mood": "calm",
-                "key_line": format!("Fact {}", i + 1)
-            }))
-            .collect();
-        // Wrapped in prose and a fence, as local models like to answer.
-        format!(
-            "Here is the plan:\n```json\n{}\n```",
-            json!({ "title": "Octopus facts", "emotional_arc": "wonder", "archetype": "explainer",
-                    "music_mood": "calm_ambient", "scenes": scenes })
-        )
-    };
-    Json(json!({
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150 }
-    }))
-}
-
 #[tokio::test]
 async fn a_topic_is_researched_and_planned_by_an_openai_compatible_llm() {
     let llm = FakeLlm::default();
-    let addr = spawn_router(
-        Router::new()
-            .route("/v1/chat/completions", post(chat))
-            .with_state(llm.clone()),
-    )
-    .await;
+    let addr = llm.spawn().await;
     let server = TestServer::start_media(|c| c.llm_base_url = format!("http://{addr}/v1")).await;
     let id = submit(
         &server,

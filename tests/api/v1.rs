@@ -122,7 +122,7 @@ async fn a_result_before_completion_is_a_409_with_a_code() {
     let job = body["data"]["job_id"].as_str().unwrap().to_string();
     assert_eq!(body["data"]["topic"], "Just a script.");
     server
-        .wait_job(&job, LONG, |j| j["state"] == "running")
+        .wait_job(&job, LONG, |j| j["currentStage"] == "research")
         .await;
     let (status, body) = server.get(&format!("/api/v1/jobs/{job}")).await;
     assert_eq!(status, StatusCode::OK);

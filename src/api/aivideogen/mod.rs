@@ -8,6 +8,7 @@
 //! slug, and keeps an old finished job with the same slug from answering
 //! for the new one during a short grace period.
 
+pub mod generate;
 pub mod status;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/progress/{generation_id}", get(progress))
         .route("/api/status/{generation_id}", get(status_of))
+        .route("/api/video/{filename}", get(video))
 }
 
 /// The job a generation id (or a job id) names, if it names one yet. A
@@ -262,6 +264,32 @@ pub async fn latest_status(state: &AppState, job: &Job) -> ApiResult<Status> {
         }
     }
     Ok(projector.current().clone())
+}
+
+#[utoipa::path(get, path = "/api/video/{filename}", tag = "aivideogen",
+    params(("filename" = String, Path, description = "`video_filename` from the generate answer: `<job id>.mp4`")),
+    responses(
+        (status = 200, description = "The MP4", content_type = "video/mp4"),
+        (status = 206, description = "A byte range (`Range` request)", content_type = "video/mp4"),
+        (status = 404, description = "No finished video by that name", body = DetailBody),
+        (status = 416, description = "Range not satisfiable", body = DetailBody),
+    ))]
+pub async fn video(
+    State(state): State<AppState>,
+    Path(filename): Path<String>,
+    request: axum::extract::Request,
+) -> ApiResult<Response> {
+    // The name only ever selects a job; it is never used as a path.
+    let not_found = || ApiError::NotFound(format!("Video not found: {filename}"));
+    let id = filename
+        .strip_suffix(".mp4")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(not_found)?;
+    let job = state.store.job(id).await?.ok_or_else(not_found)?;
+    if job.state != crate::model::JobState::Completed {
+        return Err(not_found());
+    }
+    super::v1::serve_video(&job, request).await
 }
 
 #[utoipa::path(get, path = "/api/status/{generation_id}", tag = "aivideogen",

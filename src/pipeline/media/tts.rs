@@ -92,12 +92,44 @@ fn find_voice(voices: &[Voice], wanted: &str) -> Option<String> {
     }
 }
 
+/// Language names clients send (AI-Video-Gen sends `english`, `hindi`,
+/// ...) and their codes.
+const LANGUAGE_NAMES: &[(&str, &str)] = &[
+    ("english", "en"),
+    ("hindi", "hi"),
+    ("kannada", "kn"),
+    ("telugu", "te"),
+    ("tamil", "ta"),
+    ("bengali", "bn"),
+    ("marathi", "mr"),
+    ("spanish", "es"),
+    ("french", "fr"),
+    ("german", "de"),
+    ("italian", "it"),
+    ("portuguese", "pt"),
+    ("russian", "ru"),
+    ("japanese", "ja"),
+    ("korean", "ko"),
+    ("chinese", "cmn"),
+    ("mandarin", "cmn"),
+    ("arabic", "ar"),
+    ("dutch", "nl"),
+    ("polish", "pl"),
+    ("turkish", "tr"),
+    ("indonesian", "id"),
+    ("vietnamese", "vi"),
+];
+
 /// The best voice for a language code or name (`es`, `Spanish`).
 fn by_language(voices: &[Voice], language: &str) -> Option<String> {
     let lang = language.trim().to_ascii_lowercase();
     if lang.is_empty() {
         return None;
     }
+    let lang = LANGUAGE_NAMES
+        .iter()
+        .find(|(name, _)| *name == lang)
+        .map_or(lang.clone(), |(_, code)| code.to_string());
     let voices: Vec<&Voice> = voices.iter().filter(|v| !v.variant).collect();
     if let Some(v) = voices
         .iter()
@@ -444,6 +476,7 @@ mod tests {
         assert_eq!(find_voice(&v, "en-us+nobody"), None);
         assert_eq!(find_voice(&v, "en_us_001"), None);
         assert_eq!(by_language(&v, "Spanish").as_deref(), Some("es"));
+        assert_eq!(by_language(&v, "english").as_deref(), Some("en-gb"));
         assert_eq!(by_language(&v, "klingon"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The MoneyPrinter dialect (seeds 000 and 003): submit, job status, event
 //! polling and cancel, in the `{"status":"success",...}` envelope.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,13 +13,21 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::MpErrorBody;
-use super::{ApiError, ApiResult, JsonBody, job_id, sse};
+pub mod models;
+mod request;
+pub mod songs;
+
+use models::models;
+pub use request::GenerateBody;
+use songs::upload;
+
 use crate::AppState;
+use crate::Config;
+use crate::api::aivideogen::generate::{AvgReply, GenerateRequest, generate_and_wait};
+use crate::api::error::{DetailBody, MpErrorBody};
+use crate::api::{ApiError, ApiResult, JsonBody, job_id, sse};
 use crate::feed::Feed;
-use crate::model::{
-    Aspect, Event, EventJson, FrameKind, Job, JobRequest, JobState, Level, rfc3339,
-};
+use crate::model::{Event, EventJson, FrameKind, Job, JobState, Level, rfc3339};
 use crate::store::Filter;
 
 /// Events per page when the client sets no `limit`.
@@ -27,193 +35,18 @@ pub const DEFAULT_PAGE: usize = 200;
 /// Largest `limit` a client may ask for.
 pub const MAX_PAGE: usize = 1000;
 
-pub fn router() -> Router<AppState> {
+pub fn router(config: &Config) -> Router<AppState> {
     Router::new()
         .route("/api/generate", post(generate))
+        .route("/api/models", get(models))
+        .route(
+            "/api/upload-songs",
+            post(upload).layer(DefaultBodyLimit::max(config.max_upload_bytes)),
+        )
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/events", get(events))
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/cancel", post(cancel_active))
-}
-
-/// A body field that the original front end sends as a string or a number.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum Loose {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(String),
-}
-
-impl Loose {
-    fn as_u32(&self, field: &str, min: u32, max: u32) -> ApiResult<u32> {
-        let n = match self {
-            Loose::Int(n) => Some(*n),
-            Loose::Float(f) if f.fract() == 0.0 => Some(*f as i64),
-            Loose::Text(s) => s.trim().parse::<i64>().ok(),
-            _ => None,
-        };
-        match n {
-            Some(n) if (i64::from(min)..=i64::from(max)).contains(&n) => Ok(n as u32),
-            _ => Err(ApiError::validation(format!(
-                "{field} must be a whole number from {min} to {max}."
-            ))),
-        }
-    }
-
-    fn as_bool(&self, field: &str) -> ApiResult<bool> {
-        match self {
-            Loose::Bool(b) => Ok(*b),
-            Loose::Int(0) => Ok(false),
-            Loose::Int(1) => Ok(true),
-            Loose::Text(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(true),
-            Loose::Text(s) if s.eq_ignore_ascii_case("false") || s == "0" || s.is_empty() => {
-                Ok(false)
-            }
-            _ => Err(ApiError::validation(format!(
-                "{field} must be true or false."
-            ))),
-        }
-    }
-}
-
-/// `POST /api/generate` as MoneyPrinter's front end sends it. Unknown fields
-/// are ignored, as the original does. Numbers and booleans may come as
-/// strings.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default)]
-pub struct GenerateBody {
-    /// The topic. Required (or `topic`).
-    video_subject: Option<String>,
-    /// Same as `videoSubject`.
-    topic: Option<String>,
-    /// Narration to use as is; research is skipped.
-    script: Option<String>,
-    /// espeak-ng voice (`en-us`), or the speech API's voice.
-    voice: Option<String>,
-    /// LLM model for research and the scene plan.
-    ai_model: Option<String>,
-    /// Number of scenes, 1 to 20.
-    paragraph_number: Option<Loose>,
-    /// Extra instructions for the script writer.
-    custom_prompt: Option<String>,
-    /// `top`, `center`, `bottom`, or `"<h>,<v>"` such as `center,bottom`.
-    subtitles_position: Option<String>,
-    /// Subtitle colour: `#rrggbb`, `#rgb` or a basic colour name.
-    color: Option<String>,
-    /// Mix a track from the music library under the narration.
-    use_music: Option<Loose>,
-    /// ffmpeg threads for the render, 1 to 64.
-    threads: Option<Loose>,
-    /// `9:16` (default), `16:9` or `1:1`.
-    aspect_ratio: Option<String>,
-    /// Exact frame width (even, 64 to 3840); needs `height`.
-    width: Option<Loose>,
-    /// Exact frame height (even, 64 to 3840); needs `width`.
-    height: Option<Loose>,
-}
-
-/// Trims a text field; blank counts as absent.
-pub fn text(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-impl GenerateBody {
-    fn into_request(self) -> ApiResult<JobRequest> {
-        let subject = text(self.video_subject)
-            .or(text(self.topic))
-            .ok_or_else(|| {
-                ApiError::validation("videoSubject is required and must not be blank.")
-            })?;
-        let mut request = JobRequest {
-            subject,
-            script: text(self.script),
-            voice: text(self.voice),
-            ai_model: text(self.ai_model),
-            custom_prompt: text(self.custom_prompt),
-            dialect: Some("moneyprinter".into()),
-            ..JobRequest::default()
-        };
-        if let Some(n) = &self.paragraph_number {
-            request.paragraph_number = Some(n.as_u32("paragraphNumber", 1, 20)?);
-        }
-        if let Some(n) = &self.threads {
-            request.threads = Some(n.as_u32("threads", 1, 64)?);
-        }
-        if let Some(b) = &self.use_music {
-            request.use_music = b.as_bool("useMusic")?;
-        }
-        if let Some(pos) = text(self.subtitles_position) {
-            request.subtitles_position = Some(subtitle_position(&pos)?);
-        }
-        if let Some(color) = text(self.color) {
-            request.color = Some(checked_color(&color)?);
-        }
-        if let Some(aspect) = text(self.aspect_ratio) {
-            request.aspect = Some(Aspect::parse(&aspect).ok_or_else(|| {
-                ApiError::validation("aspectRatio must be one of 9:16, 16:9 or 1:1.")
-            })?);
-        }
-        let size = |v: &Option<Loose>, f| v.as_ref().map(|v| v.as_u32(f, 64, 3840)).transpose();
-        request.width = size(&self.width, "width")?;
-        request.height = size(&self.height, "height")?;
-        check_size(&request)?;
-        Ok(request)
-    }
-}
-
-/// Width and height come together and must be even, as H.264 needs.
-pub fn check_size(request: &JobRequest) -> ApiResult<()> {
-    match (request.width, request.height) {
-        (None, None) => Ok(()),
-        (Some(w), Some(h)) if w % 2 == 0 && h % 2 == 0 => Ok(()),
-        (Some(_), Some(_)) => Err(ApiError::validation(
-            "width and height must be even numbers.",
-        )),
-        _ => Err(ApiError::validation(
-            "width and height must be given together.",
-        )),
-    }
-}
-
-/// MoneyPrinter sends positions as `"<horizontal>,<vertical>"`; the
-/// vertical part decides where subtitles go.
-pub fn subtitle_position(raw: &str) -> ApiResult<String> {
-    let vertical = raw
-        .rsplit(',')
-        .next()
-        .unwrap_or(raw)
-        .trim()
-        .to_ascii_lowercase();
-    match vertical.as_str() {
-        "top" => Ok("top".into()),
-        "center" | "centre" | "middle" => Ok("center".into()),
-        "bottom" => Ok("bottom".into()),
-        _ => Err(ApiError::validation(
-            "subtitlesPosition must be top, center or bottom (optionally as \"center,bottom\").",
-        )),
-    }
-}
-
-/// Colour names ffmpeg and libass both understand, or `#rgb` / `#rrggbb`.
-pub fn checked_color(raw: &str) -> ApiResult<String> {
-    const NAMES: &[&str] = &[
-        "white", "black", "yellow", "red", "green", "blue", "cyan", "magenta", "orange", "gray",
-        "grey", "pink", "purple",
-    ];
-    let lower = raw.trim().to_ascii_lowercase();
-    let hex = lower.strip_prefix('#').unwrap_or("");
-    let is_hex = matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit());
-    if is_hex || NAMES.contains(&lower.as_str()) {
-        Ok(lower)
-    } else {
-        Err(ApiError::validation(
-            "color must be #rrggbb, #rgb or a basic colour name such as white or yellow.",
-        ))
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -228,24 +61,35 @@ pub struct GenerateReply {
 }
 
 #[utoipa::path(post, path = "/api/generate", tag = "moneyprinter",
-    request_body = GenerateBody,
+    request_body = GenerateRequest,
     responses(
-        (status = 200, description = "Queued. A body with `topic` and no `videoSubject` is AI-Video-Gen's generate instead: see that tag.", body = GenerateReply),
+        (status = 200, description = "MoneyPrinter body: the job is queued (`GenerateReply`). AI-Video-Gen body (`topic` and no `videoSubject`): the answer comes when the video is done (`AvgReply`); a failed job gives 500 `{\"detail\":\"Error: ...\"}`.",
+         content((GenerateReply = "application/json"), (AvgReply = "application/json"))),
         (status = 400, description = "Malformed body or bad values", body = MpErrorBody),
         (status = 413, description = "Body over MAX_BODY_BYTES", body = MpErrorBody),
         (status = 415, description = "Not JSON", body = MpErrorBody),
+        (status = 500, description = "AI-Video-Gen body: the generation failed", body = DetailBody),
     ))]
 pub async fn generate(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<GenerateBody>,
-) -> ApiResult<Json<GenerateReply>> {
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Response> {
+    // AI-Video-Gen's front end sends `topic` and waits for the video.
+    if body.get("videoSubject").is_none() && body.get("topic").is_some() {
+        return generate_and_wait(&state, body)
+            .await
+            .map(IntoResponse::into_response);
+    }
+    let body: GenerateBody = serde_json::from_value(body)
+        .map_err(|err| ApiError::validation(format!("Invalid request body: {err}")))?;
     let job = super::submit(&state, body.into_request()?).await?;
     Ok(Json(GenerateReply {
         status: "success",
         message: "Video generation queued.",
         job_id: job.id.to_string(),
         generation_id: job.generation_id,
-    }))
+    })
+    .into_response())
 }
 
 /// The seed 003 job object, with progress, stages and the result added.
