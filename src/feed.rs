@@ -68,11 +68,15 @@ impl Feed {
                 }
             }
             if !self.caught_up {
-                match self
-                    .store
-                    .events_after(self.job, self.last, BACKLOG_PAGE, Filter::default())
-                    .await
-                {
+                // Boxed: an idle stream waits in `recv` below, and should not
+                // carry the size of a store read in its state.
+                let read = Box::pin(self.store.events_after(
+                    self.job,
+                    self.last,
+                    BACKLOG_PAGE,
+                    Filter::default(),
+                ));
+                match read.await {
                     Ok(Some(page)) if !page.is_empty() => self.backlog.extend(page),
                     Ok(_) => self.caught_up = true,
                     Err(err) => {

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod hub;
 pub mod model;
 pub mod pipeline;
+pub mod serve;
 pub mod store;
 pub mod worker;
 
@@ -101,6 +102,18 @@ impl Reelay {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let router = self.router();
+        self.serve_router(listener, router, shutdown).await
+    }
+
+    /// [`Reelay::serve`] with a router of the caller's, usually
+    /// [`Reelay::router`] with routes of its own merged in.
+    pub async fn serve_router(
+        self,
+        listener: TcpListener,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let state = self.state.clone();
         let signal = async move {
             shutdown.await;
@@ -108,9 +121,7 @@ impl Reelay {
             state.hub.close();
             state.worker.begin_shutdown();
         };
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(signal)
-            .await;
+        let result = serve::run(listener, router, api::is_event_stream, signal).await;
         self.state.worker.shutdown(SHUTDOWN_GRACE).await;
         self.state.store.close().await;
         result

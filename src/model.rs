@@ -396,7 +396,7 @@ impl Event {
                 level: self.level,
                 message: &self.message,
                 payload: self.payload.as_ref(),
-                timestamp: (self.timestamp * 1000.0).round() / 1000.0,
+                timestamp: self.timestamp,
                 stage: self.stage.as_deref(),
                 kind: self.kind.as_deref(),
             };
@@ -464,6 +464,6 @@ mod tests {
         assert_eq!(v["id"], 7);
         assert_eq!(v["type"], "log");
         assert_eq!(v["payload"], Value::Null);
-        assert_eq!(v["timestamp"], 1710499805.123);
+        assert_eq!(v["timestamp"], 1710499805.1234);
     }
 }

@@ -47,6 +47,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// True for requests answered with a long-lived event stream: the seed 001
+/// and 002 streams, and the event log when asked for as SSE. The server
+/// serves these on a lean path (see [`crate::serve`]).
+pub fn is_event_stream(path: &str, accept: Option<&[u8]>) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let sse = || {
+        accept.is_some_and(|a| {
+            a.windows(17)
+                .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+        })
+    };
+    match segments.as_slice() {
+        ["api", "v1", "jobs", _, "events"] => true,
+        ["api", "progress", _] => true,
+        ["api", "jobs", _, "events"] => sse(),
+        _ => false,
+    }
+}
+
 /// Open to every origin by default, as both seed front ends are served from
 /// another origin than the API.
 fn cors(origins: &str) -> CorsLayer {
@@ -113,4 +132,25 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "cachedEvents": state.store.cached_events(),
         "tools": state.tools.report().await,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_event_stream;
+
+    #[test]
+    fn event_stream_routes_are_recognised() {
+        let sse = Some(&b"text/event-stream"[..]);
+        assert!(is_event_stream("/api/v1/jobs/abc/events", None));
+        assert!(is_event_stream("/api/progress/Black_holes", None));
+        assert!(is_event_stream("/api/jobs/abc/events", sse));
+        assert!(is_event_stream(
+            "/api/jobs/abc/events",
+            Some(&b"application/json, Text/Event-Stream"[..])
+        ));
+        assert!(!is_event_stream("/api/jobs/abc/events", None));
+        assert!(!is_event_stream("/api/jobs/abc", sse));
+        assert!(!is_event_stream("/api/v1/jobs", sse));
+        assert!(!is_event_stream("/api/progress/a/b", None));
+    }
 }

@@ -147,10 +147,14 @@ impl Store {
         events: Vec<NewEvent>,
         patch: JobPatch,
     ) -> Result<Vec<Arc<Event>>> {
-        let op = Op::Append {
-            job,
-            events,
-            patch: Box::new(patch),
+        let op = if patch.is_empty() {
+            Op::Events { job, events }
+        } else {
+            Op::Append {
+                job,
+                events,
+                patch: Box::new(patch),
+            }
         };
         Ok(self.write(op).await?.events)
     }

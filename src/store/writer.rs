@@ -8,6 +8,7 @@
 //! change and the event that reports it are atomic, and no one can see an
 //! event that a crash could take back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +46,36 @@ pub struct JobPatch {
     pub cancel_requested: Option<bool>,
     pub started: Option<Stamp>,
     pub completed: bool,
+}
+
+impl JobPatch {
+    /// True when the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        let JobPatch {
+            state,
+            progress,
+            current_stage,
+            stage,
+            stages,
+            data,
+            result,
+            error_message,
+            cancel_requested,
+            started,
+            completed,
+        } = self;
+        state.is_none()
+            && progress.is_none()
+            && current_stage.is_none()
+            && stage.is_none()
+            && stages.is_none()
+            && data.is_none()
+            && result.is_none()
+            && error_message.is_none()
+            && cancel_requested.is_none()
+            && started.is_none()
+            && !completed
+    }
 }
 
 /// What to do with a timestamp column.
@@ -91,6 +122,11 @@ pub const FAILED_AFTER_CRASH: &str =
 pub(super) enum Op {
     Create(Box<NewJob>),
     Claim,
+    /// Events without any change to their job: the hot path.
+    Events {
+        job: Uuid,
+        events: Vec<NewEvent>,
+    },
     Append {
         job: Uuid,
         events: Vec<NewEvent>,
@@ -125,10 +161,48 @@ pub(super) struct Sinks {
 
 pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, sinks: Sinks) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut states = States::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&mut conn, &mut batch, &sinks).await;
+        commit_batch(&mut conn, &mut batch, &mut states, &sinks).await;
     }
     let _ = conn.close().await;
+}
+
+/// The state of each job the writer has touched. The writer is the only
+/// one that changes states, so it can tell a plain event append whether
+/// its job is still open without asking SQLite.
+#[derive(Default)]
+struct States(HashMap<Uuid, JobState>);
+
+impl States {
+    async fn get(
+        &mut self,
+        conn: &mut SqliteConnection,
+        job: Uuid,
+    ) -> Result<JobState, StoreError> {
+        if let Some(state) = self.0.get(&job) {
+            return Ok(*state);
+        }
+        let row = sqlx::query("SELECT state FROM jobs WHERE id = ?")
+            .bind(job.to_string())
+            .fetch_optional(conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let state: String = row.try_get(0)?;
+        let state = JobState::parse(&state).ok_or_else(|| StoreError::Corrupt("state".into()))?;
+        self.set(job, state);
+        Ok(state)
+    }
+
+    /// Terminal jobs are forgotten: they are rare to touch again, and a
+    /// lookup finds them finished.
+    fn set(&mut self, job: Uuid, state: JobState) {
+        if state.is_terminal() {
+            self.0.remove(&job);
+        } else {
+            self.0.insert(job, state);
+        }
+    }
 }
 
 /// What one op produced before the commit.
@@ -138,41 +212,199 @@ struct Applied {
     created: Option<JobCreated>,
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Request>, sinks: &Sinks) {
-    let mut results: Vec<(oneshot::Sender<_>, Result<Applied, StoreError>)> =
-        Vec::with_capacity(batch.len());
-    let outcome: Result<(), StoreError> = async {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let single = batch.len() == 1;
-        for Request { op, reply } in batch.drain(..) {
-            let result = if single {
-                apply(&mut tx, op).await
-            } else {
-                let mut savepoint = tx.begin().await?;
-                let result = apply(&mut savepoint, op).await;
-                if result.is_ok() {
-                    savepoint.commit().await?;
-                } else {
-                    savepoint.rollback().await?;
+/// A request waiting for its answer, and its result so far.
+struct Slot {
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+    result: Result<Applied, StoreError>,
+}
+
+/// Plain event appends (no job change) collected for one multi-row INSERT.
+/// They are flushed before any other op, so ids follow request order.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<PendingRow>,
+}
+
+/// One event waiting for its INSERT, with its text columns prepared.
+struct PendingRow {
+    slot: usize,
+    job: Uuid,
+    job_text: uuid::fmt::Hyphenated,
+    payload: Option<String>,
+    event: NewEvent,
+}
+
+/// Rows per INSERT statement. Batches are split into these sizes so that
+/// a handful of prepared statements serve every batch.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// `INSERT INTO events ... VALUES (...)` for `rows` rows, built once.
+fn insert_sql(rows: usize) -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=CHUNKS[0])
+            .map(|n| {
+                let mut sql = String::from(
+                    "INSERT INTO events (job_id, type, level, message, stage, kind, payload, timestamp) VALUES ",
+                );
+                for i in 0..n {
+                    sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
                 }
-                result
-            };
-            results.push((reply, result));
+                sql
+            })
+            .collect()
+    });
+    &all[rows]
+}
+
+impl Pending {
+    fn push(&mut self, slot: usize, job: Uuid, event: NewEvent) {
+        self.rows.push(PendingRow {
+            slot,
+            job,
+            job_text: job.hyphenated(),
+            payload: event.payload.as_ref().map(Value::to_string),
+            event,
+        });
+    }
+
+    async fn flush(
+        &mut self,
+        conn: &mut SqliteConnection,
+        slots: &mut [Slot],
+        ts: f64,
+    ) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
         }
-        if single && results.iter().any(|(_, r)| r.is_err()) {
-            tx.rollback().await?;
-        } else {
-            tx.commit().await?;
+        let rows = std::mem::take(&mut self.rows);
+        // (rows in the statement, id of its first row)
+        let mut statements = Vec::new();
+        let mut done = 0;
+        while done < rows.len() {
+            let left = rows.len() - done;
+            let size = CHUNKS.into_iter().find(|size| *size <= left).unwrap_or(1);
+            let chunk = &rows[done..done + size];
+            let mut texts = [0u8; 36 * CHUNKS[0]];
+            let ids: Vec<&str> = chunk
+                .iter()
+                .zip(texts.chunks_mut(36))
+                .map(|(row, buf)| &*row.job_text.encode_lower(buf))
+                .collect();
+            let mut query = sqlx::query(insert_sql(size));
+            for (row, id) in chunk.iter().zip(&ids) {
+                let e = &row.event;
+                query = query
+                    .bind(*id)
+                    .bind(e.ty.as_str())
+                    .bind(e.level.as_str())
+                    .bind(e.message.as_str())
+                    .bind(e.stage.as_deref())
+                    .bind(e.kind.as_deref())
+                    .bind(row.payload.as_deref())
+                    .bind(ts);
+            }
+            // One writer in one statement: the ids are consecutive.
+            let last = query.execute(&mut *conn).await?.last_insert_rowid();
+            statements.push((size, last - size as i64 + 1));
+            done += size;
+        }
+        let mut rows = rows.into_iter();
+        for (size, first) in statements {
+            for (id, row) in (first..).zip(rows.by_ref().take(size)) {
+                let e = row.event;
+                let event = Event::new(
+                    id, row.job, e.ty, e.level, e.message, e.stage, e.kind, e.payload, ts,
+                );
+                if let Ok(applied) = &mut slots[row.slot].result {
+                    applied.events.push(event);
+                }
+            }
         }
         Ok(())
     }
-    .await;
+}
 
-    if let Err(err) = outcome {
+fn is_plain(op: &Op) -> bool {
+    matches!(op, Op::Events { .. })
+}
+
+/// Applies the batch in one transaction. A lone plain append is a single
+/// INSERT and needs no explicit transaction.
+async fn apply_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Request>,
+    states: &mut States,
+    slots: &mut Vec<Slot>,
+) -> Result<(), StoreError> {
+    if batch.len() == 1 && is_plain(&batch[0].op) {
+        return apply_ops(conn, batch, states, slots).await;
+    }
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    apply_ops(&mut tx, batch, states, slots).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn apply_ops(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Request>,
+    states: &mut States,
+    slots: &mut Vec<Slot>,
+) -> Result<(), StoreError> {
+    let mut pending = Pending::default();
+    let (_, _, ts) = now();
+    for Request { op, reply } in batch.drain(..) {
+        let index = slots.len();
+        match op {
+            Op::Events { job, events } => {
+                let result = match states.get(conn, job).await {
+                    Ok(state) if state.is_terminal() => Err(StoreError::Finished),
+                    Ok(_) => {
+                        for event in events {
+                            pending.push(index, job, event);
+                        }
+                        Ok(Applied {
+                            output: Output::Appended,
+                            events: Vec::new(),
+                            created: None,
+                        })
+                    }
+                    Err(StoreError::NotFound) => Err(StoreError::NotFound),
+                    Err(err) => return Err(err),
+                };
+                slots.push(Slot { reply, result });
+            }
+            op => {
+                pending.flush(conn, slots, ts).await?;
+                let result = match apply(conn, op, states).await {
+                    Ok(applied) => Ok(applied),
+                    // Refused before anything was written: only this op fails.
+                    Err(err @ (StoreError::NotFound | StoreError::Finished)) => Err(err),
+                    Err(err) => return Err(err),
+                };
+                slots.push(Slot { reply, result });
+            }
+        }
+    }
+    pending.flush(conn, slots, ts).await
+}
+
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Request>,
+    states: &mut States,
+    sinks: &Sinks,
+) {
+    let mut slots = Vec::with_capacity(batch.len());
+    if let Err(err) = apply_batch(conn, batch, states, &mut slots).await {
         tracing::error!(error = %err, "event log commit failed");
-        // Nothing of this batch is durable: every request fails. Requests
-        // not reached yet are still in `batch`.
-        for (reply, _) in results {
+        // Nothing of this batch is durable (the transaction rolled back as
+        // it was dropped): every request fails, and the writer forgets the
+        // states it learnt on the way.
+        states.0.clear();
+        for Slot { reply, .. } in slots {
             let _ = reply.send(Err(StoreError::CommitFailed));
         }
         for Request { reply, .. } in batch.drain(..) {
@@ -181,10 +413,10 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Request>, sin
         return;
     }
 
-    // Committed: publish in id order, then answer.
+    // Committed: cache, then publish in id order, then answer.
     let mut all = Vec::new();
-    let mut replies = Vec::with_capacity(results.len());
-    for (reply, result) in results {
+    let mut replies = Vec::with_capacity(slots.len());
+    for Slot { reply, result } in slots {
         match result {
             Ok(applied) => {
                 let events: Vec<Arc<Event>> = applied.events.into_iter().map(Arc::new).collect();
@@ -216,27 +448,56 @@ fn now() -> (DateTime<Utc>, String, f64) {
     (t, rfc3339(t), ts)
 }
 
-async fn apply(conn: &mut SqliteConnection, op: Op) -> Result<Applied, StoreError> {
+async fn apply(
+    conn: &mut SqliteConnection,
+    op: Op,
+    states: &mut States,
+) -> Result<Applied, StoreError> {
     let mut events = Vec::new();
     let mut created = None;
     let output = match op {
         Op::Create(job) => {
             let (generation_id, id) = (job.generation_id.clone(), job.id);
             let job = create(conn, *job, &mut events).await?;
+            states.set(id, JobState::Queued);
             created = Some(JobCreated { id, generation_id });
             Output::Job(Some(Box::new(job)))
         }
-        Op::Claim => Output::Job(claim(conn, &mut events).await?.map(Box::new)),
+        Op::Claim => {
+            let job = claim(conn, &mut events).await?;
+            if let Some(job) = &job {
+                states.set(job.id, JobState::Running);
+            }
+            Output::Job(job.map(Box::new))
+        }
+        Op::Events { job, events: new } => {
+            append(conn, job, &new, &JobPatch::default(), &mut events).await?;
+            Output::Appended
+        }
         Op::Append {
             job,
             events: new,
             patch,
         } => {
             append(conn, job, &new, &patch, &mut events).await?;
+            if let Some(state) = patch.state {
+                states.set(job, state);
+            }
             Output::Appended
         }
-        Op::Cancel(job) => Output::Cancel(cancel(conn, job, &mut events).await?),
-        Op::Recover => Output::Recovered(recover(conn, &mut events).await?),
+        Op::Cancel(job) => {
+            let outcome = cancel(conn, job, &mut events).await?;
+            if outcome == Some(CancelOutcome::CancelledQueued) {
+                states.set(job, JobState::Cancelled);
+            }
+            Output::Cancel(outcome)
+        }
+        Op::Recover => {
+            let recovery = recover(conn, &mut events).await?;
+            // Recovery changed several states at once; learn them again.
+            states.0.clear();
+            Output::Recovered(recovery)
+        }
     };
     Ok(Applied {
         output,

@@ -677,3 +677,108 @@ async fn status_route_gives_the_latest_status_or_404() {
         seen
     );
 }
+
+/// Reads from a raw socket until `needle` shows up (or 10 s pass).
+async fn read_until(socket: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before {needle:?}: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn a_stream_request_sent_in_pieces_gets_a_complete_sse_answer_with_cors() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start(quick()).await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(b"GET /api/progress/not_yet HTTP/1.1\r\nHost: reelay\r\nOri")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    socket
+        .write_all(b"gin: http://localhost:5173\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until(&mut socket, "\"status\":\"waiting\"").await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    assert!(head.contains("content-encoding: none"), "{head}");
+    assert!(body.contains("\"status\":\"connected\""), "{body}");
+
+    // An unknown job on the same path family: a complete JSON answer.
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(b"GET /api/v1/jobs/7f1c1b9e-1111-4222-8333-444455556666/events HTTP/1.1\r\nHost: reelay\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until(&mut socket, "JOB_NOT_FOUND").await;
+    assert!(answer.starts_with("HTTP/1.1 404 Not Found"), "{answer}");
+    let length: usize = answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    assert_eq!(length, answer.split_once("\r\n\r\n").unwrap().1.len());
+}
+
+#[tokio::test]
+async fn requests_on_a_kept_alive_connection_still_stream() {
+    // One client, one pooled connection: an ordinary request first, then
+    // a stream on the same connection.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let server = TestServer::start(quick()).await;
+    let job = server.submit("Pooled").await;
+    server.wait_state(&job, "completed", LONG).await;
+    let status = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let mut stream = sse::open(
+        &client,
+        &server.url(&format!("/api/v1/jobs/{job}/events")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        names(&stream.rest(LONG).await),
+        ["job:snapshot", "job:completed"]
+    );
+    let status = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Reproduces the performance figures in the README. The server runs pinned
+# to CPU 0 and the load tools to CPU 1, as in ../shared/PERFORMANCE.md.
+#
+#   benches/run.sh append     committed events/s, one writer and many
+#   benches/run.sh poll       wrk against GET /api/jobs/:id/events
+#   benches/run.sh sse        sseload: idle RSS per stream, fan-out latency,
+#                             and the minimal axum server in the same run
+#   benches/run.sh render     a 30 s 1080x1920 video, three scenes, music
+#   benches/run.sh all
+#
+# Needs wrk (apt-get install wrk) for poll, and the sseload tool
+# (SSELOAD_SRC, default ../shared/tools/sseload) for sse.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+OUT=${OUT:-target/bench-results}
+SSELOAD_SRC=${SSELOAD_SRC:-../shared/tools/sseload}
+NS=${NS:-"1000 5000 10000"}
+LAT_N=${LAT_N:-1000}
+mkdir -p "$OUT"
+
+cargo build --release --quiet --benches
+BENCH=$(ls -t target/release/deps/server-* | grep -v '\.d$' | head -1)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+FIXTURE_PID=
+stop_fixture() {
+    if [ -n "$FIXTURE_PID" ] && kill -0 "$FIXTURE_PID" 2>/dev/null; then
+        kill "$FIXTURE_PID" && wait "$FIXTURE_PID" 2>/dev/null || true
+    fi
+    FIXTURE_PID=
+}
+trap stop_fixture EXIT
+
+# Starts the fixture server on CPU 0; its JSON line lands in $OUT/fixture.json.
+start_fixture() {
+    taskset -c "$SERVER_CPU" "$BENCH" fixture 127.0.0.1:3901 >"$OUT/fixture.json" 2>"$OUT/fixture.log" &
+    FIXTURE_PID=$!
+    for _ in $(seq 1 100); do
+        [ -s "$OUT/fixture.json" ] && return 0
+        sleep 0.1
+    done
+    echo "run.sh: the fixture server did not start" >&2
+    exit 1
+}
+field() { python3 -c "import json,sys; print(json.load(open('$OUT/fixture.json'))['$1'])"; }
+
+run_append() {
+    echo "== append (pinned to CPU $SERVER_CPU), and raw SQLite on the same schema as the ceiling"
+    for writers in 64 1024; do
+        taskset -c "$SERVER_CPU" "$BENCH" append 20000 $((320000 / writers)) "$writers" | sed '$d'
+    done
+    taskset -c "$SERVER_CPU" python3 benches/sqlite_baseline.py 1 32 64 1024
+}
+
+run_poll() {
+    command -v wrk >/dev/null || { echo "run.sh: install wrk (apt-get install wrk)" >&2; exit 2; }
+    start_fixture
+    local job last
+    job=$(field poll_job)
+    last=$(field last_id)
+    for after in $((last - 10)) 0; do
+        echo "== poll: GET /api/jobs/:id/events?after=$after (1,000-event job), wrk -t1 -c32 -d10s"
+        taskset -c "$LOAD_CPU" wrk -t1 -c32 -d10s --latency \
+            "http://127.0.0.1:3901/api/jobs/$job/events?after=$after" | grep -E "Requests/sec|Latency|  50%|  99%"
+    done
+    stop_fixture
+}
+
+run_sse() {
+    local tool="$OUT/sseload"
+    rm -rf "$tool" && cp -r "$SSELOAD_SRC" "$tool" && chmod -R u+w "$tool"
+    (cd "$tool" && cargo build --release --quiet --bin sseload --example demo_server)
+    echo "== sse: the minimal axum server, same machine, same run"
+    (cd "$tool" && NS="$NS" LAT_N="$LAT_N" OUT="$PWD/../demo" ./run.sh demo) | tail -n 5
+    local sseload="$tool/target/release/sseload"
+    for n in $NS; do
+        # A fresh server per size, so that earlier runs' freed memory does
+        # not hide the cost of this one.
+        start_fixture
+        echo "== sse: $n idle streams (GET /api/v1/jobs/:id/events of a running job)"
+        taskset -c "$LOAD_CPU" "$sseload" --progress 0 --url "http://127.0.0.1:3901/api/v1/jobs/$(field live_job)/events" \
+            -n "$n" --ramp 5000 --settle 2 --duration 7 --pid "$FIXTURE_PID" | sed '$d' | grep -E "established|server pid|dropped|errors"
+        stop_fixture
+    done
+    start_fixture
+    echo "== sse: $LAT_N streams of one job, 20 events/s appended through the store"
+    taskset -c "$LOAD_CPU" "$sseload" --progress 0 \
+        --url "http://127.0.0.1:3901/api/jobs/$(field live_job)/events?after=$(field live_last_id)" \
+        -H "Accept: text/event-stream" -n "$LAT_N" --ramp 5000 --settle 2 --duration 10 --pid "$FIXTURE_PID" \
+        --trigger http://127.0.0.1:3901/bench/publish --trigger-every 0.05 \
+        --trigger-body '{"timestamp": {ts}, "seq": {seq}, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}' \
+        | sed '$d' | grep -E "established|latency|server pid|dropped|errors|gaps|events:"
+    stop_fixture
+}
+
+run_render() {
+    echo "== render: 30 s at 1080x1920, three still scenes, espeak-ng, subtitles, music"
+    # Unpinned: ffmpeg, a child of the server, uses both cores.
+    "$BENCH" render 30 | sed '$d'
+}
+
+case "${1:-all}" in
+append) run_append ;;
+poll) run_poll ;;
+sse) run_sse ;;
+render) run_render ;;
+all) run_append; run_poll; run_sse; run_render ;;
+*) sed -n '2,12p' "$0"; exit 2 ;;
+esac

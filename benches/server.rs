@@ -1,0 +1,365 @@
+//! Benchmarks that drive the real server. Run them through
+//! `benches/run.sh`, which pins the server and the load tools to separate
+//! cores; each mode can also be run alone:
+//!
+//!     cargo bench --bench server -- append [SINGLE_EVENTS] [EVENTS_PER_WRITER] [WRITERS]
+//!     cargo bench --bench server -- fixture [ADDR]
+//!     cargo bench --bench server -- render [SECONDS]
+//!
+//! `append` measures committed events per second from one writer and from
+//! many concurrent ones. `fixture` serves a job with 1,000 events (for
+//! polling), and a running job whose events are appended by
+//! `POST /bench/publish` (for SSE fan-out latency); it prints one JSON line
+//! with their ids and serves until SIGINT or SIGTERM. `render` makes a
+//! 1080×1920 video of three still scenes with music from a script of about
+//! SECONDS (default 30) seconds and reports where the time went.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use reelay::model::{Level, NewEvent};
+use reelay::pipeline::media::{self, MediaEnv};
+use reelay::pipeline::{Pipeline, Stage, StageContext, StageError, StageOutcome, StageResult};
+use reelay::store::JobPatch;
+use reelay::{Config, Reelay};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+fn config_in(dir: &std::path::Path) -> Config {
+    Config {
+        database_url: format!("sqlite://{}", dir.join("bench.db").display()),
+        data_dir: dir.join("data"),
+        footage_dir: dir.join("footage"),
+        music_dir: dir.join("music"),
+        ..Config::default()
+    }
+}
+
+/// Emits `count` events as fast as the store takes them.
+struct Burst(usize);
+
+#[async_trait]
+impl Stage for Burst {
+    fn name(&self) -> &str {
+        "research"
+    }
+
+    async fn run(&self, ctx: &mut StageContext) -> StageResult {
+        for i in 0..self.0 {
+            ctx.info(format!(
+                "Burst event {i} of a long job log, about as long as real ones"
+            ))
+            .await?;
+        }
+        Ok(StageOutcome::done("burst"))
+    }
+}
+
+/// Waits until the job is cancelled, keeping it running.
+struct Idle;
+
+#[async_trait]
+impl Stage for Idle {
+    fn name(&self) -> &str {
+        "director"
+    }
+
+    async fn run(&self, ctx: &mut StageContext) -> StageResult {
+        ctx.cancelled().await;
+        Err(StageError::Cancelled)
+    }
+}
+
+async fn wait_for(reelay: &Reelay, id: Uuid, done: impl Fn(&reelay::model::Job) -> bool) {
+    loop {
+        if let Ok(Some(job)) = reelay.state().store.job(id).await
+            && done(&job)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn submit(reelay: &Reelay, subject: &str) -> Uuid {
+    let request = reelay::model::JobRequest {
+        subject: subject.into(),
+        ..Default::default()
+    };
+    let state = reelay.state();
+    let job = state
+        .store
+        .create_job(reelay::store::NewJob {
+            id: Uuid::new_v4(),
+            generation_id: reelay::model::generation_id(subject),
+            request,
+            stages: state.worker.pipeline().initial_stages(),
+        })
+        .await
+        .expect("create a job");
+    state.worker.notify();
+    job.id
+}
+
+async fn append_bench(n: usize, per: usize, writers: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config_in(dir.path());
+    config.worker_concurrency = 64;
+    let reelay = Reelay::start(config, Pipeline::new(vec![Arc::new(Idle)]))
+        .await
+        .expect("start");
+    let store = reelay.state().store.clone();
+    let mut jobs = Vec::new();
+    for i in 0..64 {
+        let id = submit(&reelay, &format!("append {i}")).await;
+        wait_for(&reelay, id, |j| j.current_stage.is_some()).await;
+        jobs.push(id);
+    }
+    let event =
+        || NewEvent::log(Level::Info, "Rendering: 42%").with_payload(json!({ "progress": 0.42 }));
+
+    // One writer, each append awaited before the next.
+    let start = Instant::now();
+    for _ in 0..n {
+        store
+            .append(jobs[0], vec![event()], JobPatch::default())
+            .await
+            .expect("append");
+    }
+    let single = n as f64 / start.elapsed().as_secs_f64();
+
+    // Many writers at once (several per job): their appends share commits.
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let job = jobs[w % jobs.len()];
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    store
+                        .append(job, vec![event()], JobPatch::default())
+                        .await
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer task");
+    }
+    let concurrent = (per * writers) as f64 / start.elapsed().as_secs_f64();
+    println!("single writer: {single:.0} events/s committed ({n} events)");
+    println!(
+        "{writers} concurrent writers on {} jobs: {concurrent:.0} events/s committed ({} events)",
+        jobs.len(),
+        per * writers
+    );
+    println!(
+        "{}",
+        json!({ "bench": "append", "single_per_s": single.round(), "concurrent_per_s": concurrent.round() })
+    );
+}
+
+async fn publish(
+    State(state): State<(reelay::AppState, Uuid)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let (state, job) = state;
+    let event = NewEvent::log(Level::Info, "tick").with_payload(body);
+    let events = state
+        .store
+        .append(job, vec![event], JobPatch::default())
+        .await
+        .expect("append");
+    Json(json!({ "id": events[0].id }))
+}
+
+async fn fixture(addr: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reelay = Reelay::start(
+        config_in(dir.path()),
+        Pipeline::new(vec![Arc::new(Burst(996)), Arc::new(Idle)]),
+    )
+    .await
+    .expect("start");
+    // A job whose log holds 1,000 events once its first stage is done.
+    let poll_job = submit(&reelay, "polling").await;
+    wait_for(&reelay, poll_job, |j| {
+        j.current_stage.as_deref() == Some("director")
+    })
+    .await;
+    let live_job = submit(&reelay, "live").await;
+    wait_for(&reelay, live_job, |j| {
+        j.current_stage.as_deref() == Some("director")
+    })
+    .await;
+    let live_last = reelay
+        .state()
+        .store
+        .events_after(live_job, 0, 10_000, Default::default())
+        .await
+        .expect("events")
+        .unwrap_or_default()
+        .last()
+        .map_or(0, |e| e.id);
+    let events = reelay
+        .state()
+        .store
+        .events_after(poll_job, 0, 10_000, Default::default())
+        .await
+        .expect("events")
+        .unwrap_or_default();
+    let router = reelay.router().merge(
+        Router::new()
+            .route("/bench/publish", post(publish))
+            .with_state((reelay.state().clone(), live_job)),
+    );
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    println!(
+        "{}",
+        json!({
+            "addr": listener.local_addr().expect("addr").to_string(),
+            "pid": std::process::id(),
+            "poll_job": poll_job,
+            "poll_events": events.len(),
+            "first_id": events.first().map(|e| e.id),
+            "last_id": events.last().map(|e| e.id),
+            "live_job": live_job,
+            "live_last_id": live_last,
+        })
+    );
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    reelay
+        .serve_router(listener, router, shutdown)
+        .await
+        .expect("serve");
+}
+
+async fn render(seconds: f64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_in(dir.path());
+    std::fs::create_dir_all(&config.music_dir).expect("music dir");
+    let track = config.music_dir.join("calm-bed.mp3");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:duration=20",
+        ])
+        .arg(&track)
+        .status()
+        .expect("ffmpeg");
+    assert!(made.success(), "could not make the music bed");
+    // espeak-ng speaks about 2.6 words per second.
+    let words = (seconds * 2.6) as usize;
+    let sentence = "Calm rivers carve deep valleys through ancient stone over many years.";
+    let per_sentence = sentence.split_whitespace().count();
+    let script = vec![sentence; words.div_ceil(per_sentence)].join(" ");
+    let env = MediaEnv::new(Arc::new(config.clone()));
+    let reelay = Reelay::start(config, media::pipeline(env))
+        .await
+        .expect("start");
+    let request = reelay::model::JobRequest {
+        subject: "Rivers".into(),
+        script: Some(script),
+        paragraph_number: Some(3),
+        use_music: true,
+        ..Default::default()
+    };
+    let state = reelay.state();
+    let wall = Instant::now();
+    let job = state
+        .store
+        .create_job(reelay::store::NewJob {
+            id: Uuid::new_v4(),
+            generation_id: "Rivers".into(),
+            request,
+            stages: state.worker.pipeline().initial_stages(),
+        })
+        .await
+        .expect("create");
+    state.worker.notify();
+    wait_for(&reelay, job.id, |j| j.state.is_terminal()).await;
+    let wall = wall.elapsed().as_secs_f64();
+    let job = state.store.job(job.id).await.expect("job").expect("job");
+    assert_eq!(
+        job.state,
+        reelay::model::JobState::Completed,
+        "{:?}",
+        job.error_message
+    );
+    let events = state
+        .store
+        .events_after(job.id, 0, 10_000, Default::default())
+        .await
+        .expect("events")
+        .unwrap_or_default();
+    let at = |message: &str| {
+        events
+            .iter()
+            .find(|e| e.message.starts_with(message))
+            .map(|e| e.timestamp)
+            .unwrap_or(0.0)
+    };
+    let render_secs = at("Rendered ") - at("Rendering final video");
+    let duration = job
+        .result
+        .as_ref()
+        .and_then(|r| r["duration"].as_f64())
+        .unwrap_or(0.0);
+    println!("video: {duration:.2} s at 1080x1920, 3 scenes, music");
+    for (name, record) in &job.stages {
+        println!(
+            "  {name:<9} {:>6.1} s",
+            record["durationSec"].as_f64().unwrap_or(0.0)
+        );
+    }
+    println!(
+        "render (ffmpeg): {render_secs:.2} s = {:.1}x real time",
+        duration / render_secs
+    );
+    println!("whole job: {wall:.2} s = {:.1}x real time", duration / wall);
+    println!(
+        "{}",
+        json!({ "bench": "render", "video_s": duration, "render_s": render_secs,
+                "render_x": duration / render_secs, "job_s": wall, "job_x": duration / wall,
+                "stages": job.stages })
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    match args.first().map(String::as_str) {
+        Some("append") => {
+            let arg =
+                |i: usize, default| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+            runtime.block_on(append_bench(arg(1, 20_000), arg(2, 5_000), arg(3, 64)))
+        }
+        Some("fixture") => runtime.block_on(fixture(
+            args.get(1).map_or("127.0.0.1:3901", String::as_str),
+        )),
+        Some("render") => runtime.block_on(render(
+            args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30.0),
+        )),
+        _ => eprintln!("usage: server (append | fixture [ADDR] | render [SECONDS])"),
+    }
+}
