@@ -218,3 +218,72 @@ async fn a_job_interrupted_twice_fails_with_a_clear_message() {
     let all = events(&client, &server.base, &id).await;
     assert_eq!(all.last().unwrap()["level"], "error");
 }
+
+#[tokio::test]
+async fn sigterm_returns_the_running_job_to_the_queue_and_exits_quickly() {
+    require_media_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Binary::start(dir.path());
+    let script = "Forests breathe for the whole planet every single day. ".repeat(12);
+    let reply: Value = client
+        .post(format!("{}/api/generate", server.base))
+        .json(&json!({ "videoSubject": "Forests", "script": script, "paragraphNumber": 3 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = reply["jobId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = job(&client, &server.base, &id).await;
+        if job["state"] == "running" && job["progress"].as_u64().unwrap() >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never got going: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+
+    let server = Binary::start(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = job(&client, &server.base, &id).await;
+        if job["state"] == "completed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not finished after the restart: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = events(&client, &server.base, &id).await;
+    let requeued: Vec<&Value> = all.iter().filter(|e| e["kind"] == "requeued").collect();
+    assert_eq!(requeued.len(), 1);
+    assert!(
+        requeued[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{}",
+        requeued[0]
+    );
+    assert!(all.iter().all(|e| e["kind"] != "failed"));
+}

@@ -570,3 +570,45 @@ async fn a_speech_api_and_pexels_are_used_when_configured() {
     let duration = job["result"]["duration"].as_f64().unwrap();
     assert!((duration - 3.3).abs() < 0.3, "{duration}");
 }
+
+#[tokio::test]
+async fn the_aspect_ratio_selects_the_frame() {
+    let server = TestServer::start_media(|_| {}).await;
+    let id = submit(
+        &server,
+        json!({ "videoSubject": "Wide", "script": "Wide screens.", "aspectRatio": "16:9" }),
+    )
+    .await;
+    let job = server
+        .wait_state(&id, "completed", Duration::from_secs(90))
+        .await;
+    let probe = ffprobe(job["resultPath"].as_str().unwrap());
+    let video = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+    let (_, v1) = server
+        .post(
+            "/api/v1/jobs",
+            json!({ "script": "Square frames.", "aspect_ratio": "1:1" }),
+        )
+        .await;
+    let id = v1["data"]["job_id"].as_str().unwrap().to_string();
+    let job = server
+        .wait_state(&id, "completed", Duration::from_secs(90))
+        .await;
+    assert_eq!(
+        (
+            job["result"]["width"].as_u64(),
+            job["result"]["height"].as_u64()
+        ),
+        (Some(1080), Some(1080))
+    );
+}

@@ -782,3 +782,26 @@ async fn requests_on_a_kept_alive_connection_still_stream() {
         .status();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn quiet_streams_get_keep_alive_comments_and_a_retry_hint() {
+    use tokio::io::AsyncWriteExt;
+    let (p, _release) = gated();
+    let server = TestServer::start_with(p, |c| c.sse_keepalive_secs = 1).await;
+    let job = server.submit("Quiet").await;
+    server
+        .wait_job(&job, LONG, |j| j["currentStage"] == "director")
+        .await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /api/v1/jobs/{job}/events HTTP/1.1\r\nHost: reelay\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let opened = Instant::now();
+    let seen = read_until(&mut socket, ": keep-alive").await;
+    assert!(
+        opened.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        opened.elapsed()
+    );
+    assert!(seen.contains("retry: 2000"), "{seen}");
+    assert!(seen.contains("event: job:snapshot"), "{seen}");
+}
