@@ -22,7 +22,6 @@ use super::{ApiError, ApiResult, job_id, sse};
 use crate::AppState;
 use crate::feed::Feed;
 use crate::model::{Event, FrameKind, Job, kind, rfc3339};
-use crate::store::Filter;
 
 /// Event kinds that become `stage:<name>` events.
 const STAGE_KINDS: &[&str] = &[
@@ -147,12 +146,7 @@ pub async fn events(
         }
         Some(cursor) => {
             let job = state.store.job(id).await?.ok_or(ApiError::JobNotFound)?;
-            let rest = state
-                .store
-                .events_after(id, cursor, 1, Filter::default())
-                .await?
-                .unwrap_or_default();
-            if job.state.is_terminal() && rest.is_empty() {
+            if sse::finished_before(&state.store, &job, cursor).await? {
                 return Ok(sse::finished());
             }
             None

@@ -14,6 +14,8 @@ use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
 use super::{ApiError, ApiResult};
+use crate::model::Job;
+use crate::store::{Filter, Store};
 
 /// How long a browser waits before reconnecting, sent as `retry:`.
 pub const RETRY_MS: u64 = 2000;
@@ -115,6 +117,19 @@ pub fn finished() -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
+}
+
+/// True when a client resuming from `cursor` has nothing left to hear: the
+/// job is finished and no event follows the cursor.
+pub async fn finished_before(store: &Store, job: &Job, cursor: i64) -> ApiResult<bool> {
+    if !job.state.is_terminal() {
+        return Ok(false);
+    }
+    let rest = store
+        .events_after(job.id, cursor, 1, Filter::default())
+        .await?
+        .unwrap_or_default();
+    Ok(rest.is_empty())
 }
 
 /// True when the client asked for an event stream.

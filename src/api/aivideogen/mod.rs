@@ -213,13 +213,7 @@ pub async fn progress(
     // A reconnect after the end has nothing more to hear.
     if let Some(cursor) = cursor
         && let Some(job) = resolve(&state, &target, None).await?
-        && job.state.is_terminal()
-        && state
-            .store
-            .events_after(job.id, cursor, 1, Filter::default())
-            .await?
-            .unwrap_or_default()
-            .is_empty()
+        && sse::finished_before(&state.store, &job, cursor).await?
     {
         return Ok(sse::finished());
     }

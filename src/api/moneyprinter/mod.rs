@@ -292,14 +292,7 @@ async fn log_stream(
     // Subscribe before looking at the job, so nothing slips between.
     let feed = Feed::new(&state.hub, state.store.clone(), id, cursor);
     let job = state.store.job(id).await?.ok_or(ApiError::JobNotFound)?;
-    if job.state.is_terminal()
-        && state
-            .store
-            .events_after(id, cursor, 1, Filter::default())
-            .await?
-            .unwrap_or_default()
-            .is_empty()
-    {
+    if sse::finished_before(&state.store, &job, cursor).await? {
         return Ok(sse::finished());
     }
     let frame = |e: &Event| e.frame(FrameKind::Log, |e| sse::frame(Some(e.id), None, e.json()));
