@@ -26,8 +26,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 /// Largest request head read before the connection goes to hyper as is.
 const MAX_HEAD: usize = 16 * 1024;
@@ -49,6 +50,8 @@ pub async fn run(
     let router: Router = router.with_state(());
     let graceful = GracefulShutdown::new();
     let streams = TaskTracker::new();
+    // Ends the wait for request heads when the server stops.
+    let stopping = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let (socket, _) = tokio::select! {
@@ -66,10 +69,15 @@ pub async fn run(
         let _ = socket.set_nodelay(true);
         let router = router.clone();
         let watcher = graceful.watcher();
+        let stopping = stopping.clone();
         streams.spawn(async move {
             let mut socket = socket;
             let mut head = BytesMut::with_capacity(1024);
-            match read_head(&mut socket, &mut head, is_stream).await {
+            let kind = tokio::select! {
+                kind = read_head(&mut socket, &mut head, is_stream) => kind,
+                _ = stopping.cancelled() => Head::Closed,
+            };
+            match kind {
                 Head::Closed => {}
                 Head::Stream(request) => {
                     // Not kept for the life of the stream.
@@ -100,6 +108,7 @@ pub async fn run(
         });
     }
     drop(listener);
+    stopping.cancel();
     streams.close();
     tokio::join!(graceful.shutdown(), streams.wait());
     Ok(())
@@ -204,8 +213,8 @@ fn classify(
 /// Answers one request through the router and writes the response on the
 /// socket: an event stream close-delimited, anything else with its length.
 /// The connection closes afterwards either way.
-async fn lean(mut socket: TcpStream, request: Request, mut router: Router) {
-    let response = match router.call(request).await {
+async fn lean(mut socket: TcpStream, request: Request, router: Router) {
+    let response = match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };

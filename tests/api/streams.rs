@@ -805,3 +805,13 @@ async fn quiet_streams_get_keep_alive_comments_and_a_retry_hint() {
     assert!(seen.contains("retry: 2000"), "{seen}");
     assert!(seen.contains("event: job:snapshot"), "{seen}");
 }
+
+#[tokio::test]
+async fn a_silent_connection_does_not_hold_up_shutdown() {
+    let server = TestServer::start(quick()).await;
+    // Connected, but never sends a request.
+    let _silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let took = server.stop().await;
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+}
