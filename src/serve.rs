@@ -20,7 +20,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Version, header};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -36,6 +36,11 @@ const MAX_HEAD: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest non-streaming body the lean path buffers (error answers).
 const MAX_SMALL_BODY: usize = 1024 * 1024;
+/// How long a stream's client may leave written data unread before it is
+/// dropped; a stream that cannot write cannot notice a shutdown either.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for connections before it stops waiting.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
 /// accepting, lets hyper finish its connections gracefully and waits for
@@ -96,7 +101,14 @@ pub async fn run(
                     // Boxed, so that a stream's task does not carry the size
                     // of hyper's connection state.
                     let connection = Box::pin(async move {
-                        let builder = Builder::new(TokioExecutor::new());
+                        let mut builder = Builder::new(TokioExecutor::new());
+                        // A timer lets hyper enforce its header-read timeout,
+                        // so a client that dribbles headers is cut off.
+                        builder
+                            .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEAD_TIMEOUT);
+                        builder.http2().timer(TokioTimer::new());
                         let connection = builder.serve_connection_with_upgrades(io, service);
                         if let Err(err) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(error = %err, "connection ended with an error");
@@ -110,7 +122,15 @@ pub async fn run(
     drop(listener);
     stopping.cancel();
     streams.close();
-    tokio::join!(graceful.shutdown(), streams.wait());
+    let drained = async { tokio::join!(graceful.shutdown(), streams.wait()) };
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open {SHUTDOWN_DEADLINE:?} after shutdown began; closing them"
+        );
+    }
     Ok(())
 }
 
@@ -219,6 +239,7 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
+    let status = parts.status;
     let streaming = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -249,13 +270,11 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         let bytes = axum::body::to_bytes(body, MAX_SMALL_BODY)
             .await
             .unwrap_or_default();
-        head.extend_from_slice(
-            format!(
-                "content-length: {}\r\nconnection: close\r\n\r\n",
-                bytes.len()
-            )
-            .as_bytes(),
-        );
+        // 204 and 304 carry no body and no length (RFC 9110).
+        if !matches!(status.as_u16(), 204 | 304) {
+            head.extend_from_slice(format!("content-length: {}\r\n", bytes.len()).as_bytes());
+        }
+        head.extend_from_slice(b"connection: close\r\n\r\n");
         head.extend_from_slice(&bytes);
         let _ = socket.write_all(&head).await;
         let _ = socket.shutdown().await;
@@ -272,7 +291,8 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         tokio::select! {
             frame = frames.next() => match frame {
                 Some(Ok(bytes)) => {
-                    if socket.write_all(&bytes).await.is_err() {
+                    let written = tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(&bytes)).await;
+                    if !matches!(written, Ok(Ok(()))) {
                         return;
                     }
                 }

@@ -7,9 +7,12 @@
 //! server is shutting down.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +59,7 @@ impl Inner {
 }
 
 /// How a job's run ended, before it is recorded.
+#[derive(Clone)]
 enum RunEnd {
     Completed,
     Failed {
@@ -175,6 +179,10 @@ async fn run_job(
     _permit: OwnedSemaphorePermit,
 ) {
     let id = job.id;
+    let _registered = Registered {
+        inner: inner.clone(),
+        id,
+    };
     // A cancel recorded between the claim and the token's registration did
     // not reach the token; the row has it.
     if let Ok(Some(row)) = inner.store.job(id).await
@@ -184,12 +192,51 @@ async fn run_job(
     }
     tracing::info!("job started");
     let started = Instant::now();
-    let end = drive(&inner, job, &token).await;
-    if let Err(err) = record_end(&inner, id, end).await {
-        tracing::error!(%id, error = %err, "could not record the end of a job");
+    // A panicking stage fails its job instead of leaving it running.
+    let end = match AssertUnwindSafe(drive(&inner, job, &token))
+        .catch_unwind()
+        .await
+    {
+        Ok(end) => end,
+        Err(_) => {
+            tracing::error!(%id, "a stage panicked");
+            RunEnd::Failed {
+                stage: None,
+                message: "The job stopped on an internal error in the server.".into(),
+            }
+        }
+    };
+    // The end must be recorded, or the job would look running until the
+    // next restart. A store that fails now may recover in a moment.
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1.. {
+        match record_end(&inner, id, &end).await {
+            Ok(()) => break,
+            Err(crate::store::StoreError::Finished) => break,
+            Err(err) if attempt < 8 => {
+                tracing::warn!(%id, error = %err, attempt, "could not record the end of a job; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                tracing::error!(%id, error = %err, "could not record the end of a job; a restart will recover it");
+                break;
+            }
+        }
     }
     tracing::info!(secs = started.elapsed().as_secs_f64(), "job ended");
-    inner.active().remove(&id);
+}
+
+/// Removes a job from the running set however its task ends.
+struct Registered {
+    inner: Arc<Inner>,
+    id: Uuid,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.inner.active().remove(&self.id);
+    }
 }
 
 async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
@@ -337,14 +384,14 @@ fn stage_error_event(name: &str, message: &str) -> NewEvent {
         .with_payload(serde_json::json!({ "error": message }))
 }
 
-async fn record_end(inner: &Inner, id: Uuid, end: RunEnd) -> crate::store::Result<()> {
+async fn record_end(inner: &Inner, id: Uuid, end: &RunEnd) -> crate::store::Result<()> {
     let store = &inner.store;
     let mut events = Vec::new();
     let mut patch = JobPatch {
         current_stage: Some(None),
         ..JobPatch::default()
     };
-    match end {
+    match end.clone() {
         RunEnd::Completed => {
             events.push(
                 NewEvent::log(Level::Success, "Video generation complete")

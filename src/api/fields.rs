@@ -49,6 +49,19 @@ impl Loose {
     }
 }
 
+/// Longest script accepted, in characters: about ten minutes of narration.
+pub const MAX_SCRIPT_CHARS: usize = 20_000;
+
+/// A script within [`MAX_SCRIPT_CHARS`]; blank counts as absent.
+pub fn checked_script(value: Option<String>) -> ApiResult<Option<String>> {
+    match text(value) {
+        Some(script) if script.chars().count() > MAX_SCRIPT_CHARS => Err(ApiError::validation(
+            format!("script is too long: at most {MAX_SCRIPT_CHARS} characters."),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// Trims a text field; blank counts as absent.
 pub fn text(value: Option<String>) -> Option<String> {
     value

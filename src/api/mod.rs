@@ -21,6 +21,7 @@ use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
@@ -28,6 +29,9 @@ use crate::AppState;
 use crate::model::{Job, JobRequest, generation_id};
 use crate::store::NewJob;
 pub use error::{ApiError, ApiResult, Dialect, JsonBody};
+
+/// Longest wait for the next piece of a request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
@@ -42,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn_with_state(limit, error::json_errors))
         .layer(DefaultBodyLimit::max(limit))
+        // A client that stops sending its body mid-way is cut off.
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -106,13 +112,22 @@ pub async fn submit(state: &AppState, request: JobRequest) -> ApiResult<Job> {
 
 /// Asks a job to stop: a queued job is cancelled at once, a running one at
 /// its next checkpoint (the worker cancels its stage now). `false` when there
-/// is no such job.
+/// is no such job. The work runs in its own task, so that a client that
+/// disconnects mid-request cannot leave a recorded cancel unacted on.
 pub async fn cancel(state: &AppState, id: Uuid) -> ApiResult<bool> {
-    match state.store.request_cancel(id).await? {
-        None => Ok(false),
-        Some(_) => {
-            state.worker.cancel(id);
-            Ok(true)
+    let (store, worker) = (state.store.clone(), state.worker.clone());
+    let task = tokio::spawn(async move {
+        let found = store.request_cancel(id).await?.is_some();
+        if found {
+            worker.cancel(id);
+        }
+        Ok::<_, crate::store::StoreError>(found)
+    });
+    match task.await {
+        Ok(result) => Ok(result?),
+        Err(err) => {
+            tracing::error!(error = %err, "cancel task failed");
+            Err(ApiError::Internal)
         }
     }
 }

@@ -129,6 +129,7 @@ pub async fn events(
 ) -> ApiResult<Response> {
     let id = job_id(&id)?;
     let cursor = sse::cursor(&headers, query.after.as_deref())?;
+    let cursor = sse::clamp(&state.store, cursor).await?;
     let mut feed = Feed::new(&state.hub, state.store.clone(), id, cursor.unwrap_or(0));
     let head = match cursor {
         None => {

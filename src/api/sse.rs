@@ -132,12 +132,27 @@ pub async fn finished_before(store: &Store, job: &Job, cursor: i64) -> ApiResult
     Ok(rest.is_empty())
 }
 
+/// A resume cursor no larger than the newest event id. A larger one would
+/// skip the job's next events (they get smaller ids) and its end.
+pub async fn clamp(store: &Store, cursor: Option<i64>) -> ApiResult<Option<i64>> {
+    match cursor {
+        Some(cursor) if cursor > 0 => Ok(Some(cursor.min(store.last_event_id().await?))),
+        other => Ok(other),
+    }
+}
+
+/// True when an `Accept` value names `text/event-stream` (in any case).
+pub fn accepts_event_stream(accept: &[u8]) -> bool {
+    accept
+        .windows(17)
+        .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+}
+
 /// True when the client asked for an event stream.
 pub fn wants_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"))
+        .is_some_and(|v| accepts_event_stream(v.as_bytes()))
 }
 
 /// Where a reconnecting client resumes: `Last-Event-ID`, else `?after=`.

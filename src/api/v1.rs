@@ -16,7 +16,7 @@ use tower_http::services::ServeFile;
 use utoipa::ToSchema;
 
 use super::error::V1ErrorBody;
-use super::fields::{check_size, checked_color, subtitle_position, text};
+use super::fields::{check_size, checked_color, checked_script, subtitle_position, text};
 use super::{ApiError, ApiResult, JsonBody, job_id};
 use crate::AppState;
 use crate::model::{Aspect, Job, JobRequest, JobState, rfc3339};
@@ -69,7 +69,7 @@ pub struct CreateJob {
 
 impl CreateJob {
     fn into_request(self) -> ApiResult<JobRequest> {
-        let script = text(self.script);
+        let script = checked_script(self.script)?;
         let subject = match (text(self.topic), &script) {
             (Some(topic), _) => topic,
             (None, Some(script)) => script

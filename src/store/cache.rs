@@ -18,9 +18,14 @@ use uuid::Uuid;
 use crate::model::{Event, Level};
 
 enum Slot {
-    /// A reader is fetching the log from SQLite; events committed meanwhile.
+    /// Readers are fetching the log from SQLite; events committed meanwhile.
+    /// Only a load begun under this very slot (same `generation`) may
+    /// install its rows: an older one may predate events that were dropped
+    /// while no slot existed.
     Loading {
         pending: Vec<Arc<Event>>,
+        generation: u64,
+        loaders: usize,
     },
     Ready {
         events: Vec<Arc<Event>>,
@@ -32,8 +37,26 @@ struct Inner {
     jobs: HashMap<Uuid, Slot>,
     /// Events held by `Ready` slots.
     total: usize,
-    /// Logical clock for least-recently-used eviction.
+    /// Logical clock for least-recently-used eviction and load generations.
     clock: u64,
+}
+
+/// A load in progress, from [`LogCache::begin_load`]. Dropping it without
+/// [`LogCache::finish_load`] (an error, or a caller that went away) gives
+/// the slot up, so that parked events do not pile up.
+pub struct Load<'a> {
+    cache: &'a LogCache,
+    job: Uuid,
+    generation: u64,
+    done: bool,
+}
+
+impl Drop for Load<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.give_up(self.job, self.generation);
+        }
+    }
 }
 
 /// Result of a cache read.
@@ -91,18 +114,22 @@ impl LogCache {
         self.evict(&mut inner);
     }
 
-    /// Records committed events, in id order.
+    /// Records committed events, in id order. A log loaded from SQLite
+    /// right after the commit may hold them already; they are not added
+    /// twice.
     pub fn push(&self, events: &[Arc<Event>]) {
         let mut inner = self.lock();
         let mut added = 0;
         for event in events {
             match inner.jobs.get_mut(&event.job_id) {
-                Some(Slot::Ready { events, .. }) => {
+                Some(Slot::Ready { events, .. })
+                    if events.last().is_none_or(|last| last.id < event.id) =>
+                {
                     events.push(event.clone());
                     added += 1;
                 }
-                Some(Slot::Loading { pending }) => pending.push(event.clone()),
-                None => {}
+                Some(Slot::Loading { pending, .. }) => pending.push(event.clone()),
+                Some(Slot::Ready { .. }) | None => {}
             }
         }
         inner.total += added;
@@ -132,35 +159,75 @@ impl LogCache {
 
     /// Marks a job's log as being loaded, so that events committed during the
     /// load are kept for [`LogCache::finish_load`].
-    pub fn begin_load(&self, job: Uuid) {
-        self.lock().jobs.entry(job).or_insert(Slot::Loading {
+    pub fn begin_load(&self, job: Uuid) -> Load<'_> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let fresh = inner.clock;
+        let generation = match inner.jobs.entry(job).or_insert(Slot::Loading {
             pending: Vec::new(),
-        });
+            generation: fresh,
+            loaders: 0,
+        }) {
+            Slot::Loading {
+                generation,
+                loaders,
+                ..
+            } => {
+                *loaders += 1;
+                *generation
+            }
+            // Already loaded: a finish will find nothing to do.
+            Slot::Ready { .. } => 0,
+        };
+        Load {
+            cache: self,
+            job,
+            generation,
+            done: false,
+        }
     }
 
     /// Installs a log read from SQLite, merged with what was committed since.
-    pub fn finish_load(&self, job: Uuid, loaded: Vec<Arc<Event>>) {
+    pub fn finish_load(&self, mut load: Load<'_>, loaded: Vec<Arc<Event>>) {
+        load.done = true;
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
-        let Some(Slot::Loading { pending }) = inner.jobs.get_mut(&job) else {
+        let Some(Slot::Loading {
+            pending,
+            generation,
+            ..
+        }) = inner.jobs.get_mut(&load.job)
+        else {
             // Another reader finished first, or the job was created meanwhile.
             return;
         };
+        if *generation != load.generation {
+            return;
+        }
         let pending = std::mem::take(pending);
         let mut events = loaded;
         let last = events.last().map_or(0, |e| e.id);
         events.extend(pending.into_iter().filter(|e| e.id > last));
         inner.total += events.len();
-        inner.jobs.insert(job, Slot::Ready { events, used });
+        inner.jobs.insert(load.job, Slot::Ready { events, used });
         self.evict(&mut inner);
     }
 
-    /// Forgets a load that found no such job.
-    pub fn abandon_load(&self, job: Uuid) {
+    /// A load that will not finish: the last loader of a slot removes it.
+    fn give_up(&self, job: Uuid, load_generation: u64) {
         let mut inner = self.lock();
-        if matches!(inner.jobs.get(&job), Some(Slot::Loading { .. })) {
-            inner.jobs.remove(&job);
+        if let Some(Slot::Loading {
+            generation,
+            loaders,
+            ..
+        }) = inner.jobs.get_mut(&job)
+            && *generation == load_generation
+        {
+            *loaders -= 1;
+            if *loaders == 0 {
+                inner.jobs.remove(&job);
+            }
         }
     }
 
@@ -224,12 +291,50 @@ mod tests {
     fn events_committed_during_a_load_are_merged_without_duplicates() {
         let cache = LogCache::new(100);
         let job = Uuid::new_v4();
-        cache.begin_load(job);
+        let load = cache.begin_load(job);
         // Committed while the reader's SELECT ran; 3 was also seen by it.
         cache.push(&[ev(3, job), ev(4, job)]);
-        cache.finish_load(job, vec![ev(1, job), ev(2, job), ev(3, job)]);
+        cache.finish_load(load, vec![ev(1, job), ev(2, job), ev(3, job)]);
         assert_eq!(ids(cache.read(job, 0, 10, Filter::default())), [1, 2, 3, 4]);
         assert_eq!(ids(cache.read(job, 2, 1, Filter::default())), [3]);
+    }
+
+    #[test]
+    fn events_a_load_already_saw_are_not_pushed_twice() {
+        let cache = LogCache::new(100);
+        let job = Uuid::new_v4();
+        // The load ran between the writer's commit and its push.
+        let load = cache.begin_load(job);
+        cache.finish_load(load, vec![ev(1, job), ev(2, job)]);
+        cache.push(&[ev(2, job), ev(3, job)]);
+        assert_eq!(ids(cache.read(job, 0, 10, Filter::default())), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_stale_load_does_not_install_into_a_newer_slot() {
+        let cache = LogCache::new(100);
+        let job = Uuid::new_v4();
+        let stale = cache.begin_load(job);
+        // Its caller gave up...
+        let stale_generation = stale.generation;
+        drop(stale);
+        // ...event 5 was committed while no slot existed, and a new load began.
+        cache.push(&[ev(5, job)]);
+        let fresh = cache.begin_load(job);
+        assert_ne!(fresh.generation, stale_generation);
+        let late = Load {
+            cache: &cache,
+            job,
+            generation: stale_generation,
+            done: false,
+        };
+        cache.finish_load(late, vec![ev(1, job)]);
+        assert!(matches!(
+            cache.read(job, 0, 10, Filter::default()),
+            Lookup::Miss
+        ));
+        cache.finish_load(fresh, vec![ev(1, job), ev(5, job)]);
+        assert_eq!(ids(cache.read(job, 0, 10, Filter::default())), [1, 5]);
     }
 
     #[test]

@@ -215,26 +215,14 @@ impl Store {
         if let Lookup::Hit(events) = self.cache.read(job, after, limit, filter) {
             return Ok(Some(events));
         }
-        self.cache.begin_load(job);
-        let loaded = async {
-            let mut conn = self.read.acquire().await?;
-            if job_by_id(&mut conn, job).await?.is_none() {
-                return Ok(None);
-            }
-            rows::events_of_job(&mut conn, job).await.map(Some)
+        let load = self.cache.begin_load(job);
+        let mut conn = self.read.acquire().await?;
+        if job_by_id(&mut conn, job).await?.is_none() {
+            // No such job: dropping the load gives the slot up.
+            return Ok(None);
         }
-        .await;
-        match loaded {
-            Ok(Some(events)) => self.cache.finish_load(job, events),
-            Ok(None) => {
-                self.cache.abandon_load(job);
-                return Ok(None);
-            }
-            Err(err) => {
-                self.cache.abandon_load(job);
-                return Err(err);
-            }
-        }
+        let events = rows::events_of_job(&mut conn, job).await?;
+        self.cache.finish_load(load, events);
         match self.cache.read(job, after, limit, filter) {
             Lookup::Hit(events) => Ok(Some(events)),
             // Evicted between load and read: a cache smaller than one log.
@@ -272,6 +260,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The id of the newest event of any job (0 for an empty log).
+    pub async fn last_event_id(&self) -> Result<i64> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM events")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.get(0))
     }
 
     /// The newest job that is running, else the newest queued one.

@@ -575,9 +575,12 @@ async fn claim(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let mut job = job_from_row(&row)?;
+    // A requeued job starts its run afresh: nothing of the interrupted run
+    // (progress, stage data, result) carries over.
     sqlx::query(
         "UPDATE jobs SET state = 'running', started_at = ?, completed_at = NULL, \
-         current_stage = NULL, updated_at = ? WHERE id = ?",
+         current_stage = NULL, progress = 0, data = '{}', result_path = NULL, result = NULL, \
+         error_message = NULL, updated_at = ? WHERE id = ?",
     )
     .bind(&stamp)
     .bind(&stamp)
@@ -594,6 +597,11 @@ async fn claim(
     job.updated_at = job.started_at.unwrap_or(job.updated_at);
     job.completed_at = None;
     job.current_stage = None;
+    job.progress = 0;
+    job.data = Map::new();
+    job.result_path = None;
+    job.result = None;
+    job.error_message = None;
     Ok(Some(job))
 }
 

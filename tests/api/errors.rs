@@ -188,3 +188,25 @@ async fn bad_event_query_parameters_get_400() {
         assert_mp_error(status, &body, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test]
+async fn an_overlong_script_is_refused_in_both_dialects() {
+    let server = TestServer::start_with(quick(), |c| c.max_body_bytes = 200_000).await;
+    let script = "word ".repeat(5000);
+    let (status, body) = server
+        .post(
+            "/api/generate",
+            json!({ "videoSubject": "x", "script": script }),
+        )
+        .await;
+    assert_mp_error(status, &body, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("too long"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post("/api/v1/jobs", json!({ "script": script }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
+}

@@ -178,6 +178,23 @@ async fn uploads_are_checked_flattened_and_limited() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(music_files(&server), ["escape.mp3"]);
 
+    // Audio, but not MP3.
+    let wav_dir = tempfile::tempdir().unwrap();
+    let wav = wav_dir.path().join("tone.wav");
+    make_fixture(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=1:sample_rate=8000",
+            wav.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = upload(&server, vec![("tone.mp3", std::fs::read(&wav).unwrap())]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = upload(&server, vec![("notes.txt", b"hello".to_vec())]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(

@@ -203,3 +203,33 @@ async fn rich_stage_data_is_kept_on_the_job() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_panicking_stage_fails_its_job_instead_of_leaving_it_running() {
+    let server = TestServer::start(pipeline(vec![
+        Arc::new(Emit {
+            name: "research",
+            count: 1,
+        }),
+        Arc::new(crate::stages::Panics),
+    ]))
+    .await;
+    let id = server.submit("Panics").await;
+    let job = server
+        .wait_state(&id, "failed", Duration::from_secs(5))
+        .await;
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("internal error"),
+        "{job}"
+    );
+    assert!(job["currentStage"].is_null());
+    assert_eq!(server.state.worker.running(), 0);
+    // The worker goes on with the next job.
+    let next = server.submit("After the panic").await;
+    server
+        .wait_state(&next, "failed", Duration::from_secs(5))
+        .await;
+}

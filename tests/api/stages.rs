@@ -225,3 +225,17 @@ impl Stage for FileResult {
         Ok(StageOutcome::done("file written"))
     }
 }
+
+/// Panics, as a buggy stage might.
+pub struct Panics;
+
+#[async_trait]
+impl Stage for Panics {
+    fn name(&self) -> &str {
+        "visuals"
+    }
+
+    async fn run(&self, _ctx: &mut StageContext) -> StageResult {
+        panic!("a bug in a stage");
+    }
+}

@@ -815,3 +815,57 @@ async fn a_silent_connection_does_not_hold_up_shutdown() {
     let took = server.stop().await;
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 }
+
+#[tokio::test]
+async fn a_level_filtered_stream_still_ends_with_the_terminal_event() {
+    let server = TestServer::start(pipeline(vec![Arc::new(Fail {
+        name: "tts",
+        message: "boom",
+    })]))
+    .await;
+    let job = server.submit("Filtered").await;
+    server.wait_state(&job, "failed", LONG).await;
+    let mut stream = sse::open(
+        &server.client,
+        &server.url(&format!("/api/jobs/{job}/events?level=warning")),
+        None,
+    )
+    .await;
+    let all = stream.rest(LONG).await;
+    let levels: Vec<Value> = all.iter().map(|e| data(e)["level"].clone()).collect();
+    assert_eq!(levels, [json!("warning"), json!("error")]);
+    assert_eq!(data(all.last().unwrap())["kind"], "failed");
+    // From the end there is nothing more: 204, with no body and no length.
+    let terminal = id(all.last().unwrap());
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let request = format!(
+        "GET /api/jobs/{job}/events HTTP/1.1\r\nHost: r\r\nAccept: Text/Event-Stream\r\nLast-Event-ID: {terminal}\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until(&mut socket, "\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("\r\ncontent-length:"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_cursor_beyond_the_log_still_follows_the_job_to_its_end() {
+    let (p, release) = gated();
+    let server = TestServer::start(p).await;
+    let job = server.submit("Far cursor").await;
+    server
+        .wait_job(&job, LONG, |j| j["currentStage"] == "director")
+        .await;
+    let mut stream = sse::open(
+        &server.client,
+        &server.url(&format!("/api/v1/jobs/{job}/events?after=999999999")),
+        None,
+    )
+    .await;
+    release.add_permits(1);
+    let rest = stream.rest(LONG).await;
+    assert_eq!(rest.last().unwrap().event, "job:completed");
+}

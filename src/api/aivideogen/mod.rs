@@ -210,6 +210,7 @@ pub async fn progress(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let cursor = sse::cursor(&headers, None)?;
+    let cursor = sse::clamp(&state.store, cursor).await?;
     // A reconnect after the end has nothing more to hear.
     if let Some(cursor) = cursor
         && let Some(job) = resolve(&state, &target, None).await?

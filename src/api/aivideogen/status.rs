@@ -190,7 +190,9 @@ impl Projector {
                 "⏳ Waiting for generation to start...",
             ),
             (None, Some(kind::REQUEUED)) => {
-                Status::now("waiting", self.progress, format!("⏳ {}", event.message))
+                // The next run starts from the beginning.
+                self.progress = 0;
+                Status::now("waiting", 0, format!("⏳ {}", event.message))
             }
             (None, Some(kind::STARTED)) => {
                 Status::now("started", self.progress, "🚀 Starting generation...")

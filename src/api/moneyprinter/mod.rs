@@ -255,7 +255,8 @@ pub async fn events(
     let id = job_id(&id)?;
     let params = query.parse()?;
     if sse::wants_stream(&headers) {
-        let cursor = sse::cursor(&headers, query.after.as_deref())?.unwrap_or(0);
+        let cursor = sse::cursor(&headers, query.after.as_deref())?;
+        let cursor = sse::clamp(&state.store, cursor).await?.unwrap_or(0);
         return log_stream(&state, id, cursor, params.levels).await;
     }
     let filter = Filter {
@@ -302,8 +303,9 @@ async fn log_stream(
             let event = feed.next().await?;
             let wanted = levels.as_ref().is_none_or(|l| l.contains(&event.level));
             if event.is_terminal() {
-                // The stream ends here, whether or not the filter shows it.
-                return wanted.then(|| (frame(&event), None));
+                // Always sent, filter or not: it tells the client the job is
+                // over, so that it does not reconnect forever.
+                return Some((frame(&event), None));
             }
             if wanted {
                 return Some((frame(&event), Some((feed, levels))));

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::fields::{Loose, check_size, checked_color, subtitle_position, text};
+use crate::api::fields::{
+    Loose, check_size, checked_color, checked_script, subtitle_position, text,
+};
 use crate::api::{ApiError, ApiResult};
 use crate::model::{Aspect, JobRequest};
 
@@ -48,7 +50,7 @@ impl GenerateBody {
             .ok_or_else(|| ApiError::validation("videoSubject is required."))?;
         let mut request = JobRequest {
             subject,
-            script: text(self.script),
+            script: checked_script(self.script)?,
             voice: text(self.voice),
             ai_model: text(self.ai_model),
             custom_prompt: text(self.custom_prompt),

@@ -3,9 +3,9 @@
 //!
 //! Unlike the original, the songs already in `MUSIC_DIR` stay. Names are
 //! reduced to a plain file name (no folders, no hidden files), every file
-//! must really be audio (ffprobe), and a request is all or nothing: files
-//! are written to hidden temporary names first and only moved into place
-//! once all of them have passed.
+//! must really be MP3 audio (ffprobe), and a request is all or nothing:
+//! files are written to hidden temporary names first and only moved into
+//! place once all of them have passed.
 
 use std::path::{Path, PathBuf};
 
@@ -53,21 +53,37 @@ pub fn safe_name(raw: &str) -> Option<String> {
             .ends_with(".mp3")
             .then(|| &cleaned[..cleaned.len() - 4])
     })?;
-    let stem: String = stem.trim().chars().take(100).collect();
+    // At most 100 bytes, cut on a character boundary: file names are
+    // limited in bytes.
+    let mut stem = stem.trim().to_string();
+    while stem.len() > 100 {
+        stem.pop();
+    }
+    let stem = stem.trim();
     (!stem.is_empty()).then(|| format!("{stem}.mp3"))
 }
 
-/// `name`, or `name-2`, `name-3`, ... if it is taken.
-fn free_name(dir: &Path, name: &str) -> PathBuf {
-    let candidate = dir.join(name);
-    if !candidate.exists() {
-        return candidate;
-    }
+/// Moves `temp` to `name` in `dir`, or `name-2`, `name-3`, ... when taken.
+/// A hard link never replaces an existing file, so two uploads of one name
+/// at the same time both keep their songs.
+async fn place(dir: &Path, temp: &Path, name: &str) -> std::io::Result<PathBuf> {
     let stem = name.trim_end_matches(".mp3");
-    (2..)
-        .map(|n| dir.join(format!("{stem}-{n}.mp3")))
-        .find(|p| !p.exists())
-        .unwrap_or(candidate)
+    for n in 1..10_000 {
+        let target = if n == 1 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem}-{n}.mp3"))
+        };
+        match tokio::fs::hard_link(temp, &target).await {
+            Ok(()) => {
+                let _ = tokio::fs::remove_file(temp).await;
+                return Ok(target);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(std::io::Error::other("no free name"))
 }
 
 fn too_large(err: &MultipartError, limit: usize) -> ApiError {
@@ -173,7 +189,7 @@ pub async fn upload(
     let never = CancellationToken::new();
     for (temp, name) in &pending.0 {
         match tools::probe(&state.tools, temp, &never).await {
-            Ok(probe) if probe.has_audio && probe.duration > 0.0 => {}
+            Ok(probe) if probe.has_audio && probe.duration > 0.0 && probe.format == "mp3" => {}
             Ok(_) | Err(StageError::Cancelled) => {
                 return Err(ApiError::bad_request(format!(
                     "{name} is not an MP3 audio file."
@@ -190,13 +206,19 @@ pub async fn upload(
         }
     }
     let saved = pending.0.len();
-    // What is still pending when this fails is removed by `Pending`.
+    // All or nothing: songs already placed are taken back if one fails.
+    let mut placed = Vec::with_capacity(saved);
     while let Some((temp, name)) = pending.0.pop() {
-        let target = free_name(&dir, &name);
-        if let Err(err) = tokio::fs::rename(&temp, &target).await {
-            let _ = tokio::fs::remove_file(&temp).await;
-            tracing::error!(error = %err, "could not move an upload into place");
-            return Err(ApiError::Internal);
+        match place(&dir, &temp, &name).await {
+            Ok(target) => placed.push(target),
+            Err(err) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                for target in placed {
+                    let _ = tokio::fs::remove_file(target).await;
+                }
+                tracing::error!(error = %err, "could not move an upload into place");
+                return Err(ApiError::Internal);
+            }
         }
     }
     Ok(Json(UploadReply {
@@ -222,5 +244,8 @@ mod tests {
         assert_eq!(safe_name("notes.txt"), None);
         assert_eq!(safe_name(".mp3"), None);
         assert_eq!(safe_name("../"), None);
+        let long = format!("{}.mp3", "é".repeat(80));
+        let name = safe_name(&long).unwrap();
+        assert!(name.len() <= 104, "{}", name.len());
     }
 }

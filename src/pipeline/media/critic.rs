@@ -285,6 +285,7 @@ mod tests {
                 codec: "h264".into(),
             }),
             has_audio: true,
+            format: "mov,mp4,m4a,3gp,3g2,mj2".into(),
         };
         let good = review(
             &probe,

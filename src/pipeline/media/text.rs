@@ -265,6 +265,9 @@ fn push_sentence(out: &mut Vec<String>, current: &mut String) {
     current.clear();
 }
 
+/// Most scenes a video gets, whatever the script's length.
+pub const MAX_SCENES: usize = 20;
+
 /// Groups sentences into scenes. With `target` scenes the words are shared
 /// out evenly; without, scenes hold about `words_per_scene` words. A
 /// sentence is never split.
@@ -280,7 +283,8 @@ pub fn group_into_scenes(sentences: &[String], target: Option<usize>) -> Vec<Str
     }
     let scenes = target
         .unwrap_or_else(|| total.div_ceil(WORDS_PER_SCENE))
-        .clamp(1, sentences.len());
+        .clamp(1, MAX_SCENES)
+        .min(sentences.len());
     let mut out: Vec<String> = Vec::with_capacity(scenes);
     let mut current: Vec<&str> = Vec::new();
     let mut done_words = 0;
@@ -470,6 +474,8 @@ mod tests {
         assert_eq!(scenes.join(" "), sents.join(" "));
         let one = group_into_scenes(&sents[..1], Some(5));
         assert_eq!(one.len(), 1);
+        let many: Vec<String> = (0..500).map(|i| format!("Sentence {i} is here.")).collect();
+        assert_eq!(group_into_scenes(&many, None).len(), MAX_SCENES);
     }
 
     #[test]

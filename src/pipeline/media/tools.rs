@@ -411,6 +411,8 @@ pub struct Probe {
     pub size: u64,
     pub video: Option<VideoInfo>,
     pub has_audio: bool,
+    /// ffprobe's `format_name`, e.g. `mp3` or `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub format: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -479,6 +481,10 @@ fn parse_probe(json: &Value) -> Probe {
         size: number(&json["format"]["size"]).unwrap_or(0.0) as u64,
         video,
         has_audio: streams.iter().any(|s| s["codec_type"] == "audio"),
+        format: json["format"]["format_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 
