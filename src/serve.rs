@@ -291,8 +291,7 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         tokio::select! {
             frame = frames.next() => match frame {
                 Some(Ok(bytes)) => {
-                    let written = tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(&bytes)).await;
-                    if !matches!(written, Ok(Ok(()))) {
+                    if !write_frame(&mut socket, &bytes).await {
                         return;
                     }
                 }
@@ -307,6 +306,21 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         }
     }
     let _ = socket.shutdown().await;
+}
+
+/// Writes one frame. Most frames fit the socket buffer at once; only when
+/// it is full does the write wait, and then for at most [`WRITE_TIMEOUT`].
+async fn write_frame(socket: &mut TcpStream, bytes: &[u8]) -> bool {
+    let rest = match socket.try_write(bytes) {
+        Ok(n) => &bytes[n..],
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => bytes,
+        Err(_) => return false,
+    };
+    rest.is_empty()
+        || matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(rest)).await,
+            Ok(Ok(()))
+        )
 }
 
 /// A connection whose first bytes were already read.
