@@ -90,9 +90,26 @@ fn cors(origins: &str) -> CorsLayer {
     layer.allow_origin(AllowOrigin::list(list))
 }
 
-/// A job id from a path. Anything that is not a UUID names no job.
-pub fn job_id(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::JobNotFound)
+/// The `{id}` of a job route. Anything that is not a UUID (including
+/// bytes that are not even text) names no job: 404 `Job not found.`
+pub struct JobId(pub Uuid);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for JobId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(axum::extract::Path(raw)) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await
+        else {
+            return Err(ApiError::JobNotFound);
+        };
+        Uuid::parse_str(&raw)
+            .map(JobId)
+            .map_err(|_| ApiError::JobNotFound)
+    }
 }
 
 /// Queues a job and wakes the worker.

@@ -8,7 +8,7 @@
 //! and a cancelled job never reports `job:completed`.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::V1ErrorBody;
-use super::{ApiError, ApiResult, job_id, sse};
+use super::{ApiError, ApiResult, JobId, sse};
 use crate::AppState;
 use crate::feed::Feed;
 use crate::model::{Event, FrameKind, Job, kind, rfc3339};
@@ -123,11 +123,10 @@ fn frame_of(event: &Event) -> Bytes {
     ))]
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     Query(query): Query<CursorQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = job_id(&id)?;
     let cursor = sse::cursor(&headers, query.after.as_deref())?;
     let cursor = sse::clamp(&state.store, cursor).await?;
     let mut feed = Feed::new(&state.hub, state.store.clone(), id, cursor.unwrap_or(0));

@@ -4,7 +4,7 @@
 //! support from `/api/v1/jobs/:id/video`.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,10 +14,11 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::error::V1ErrorBody;
 use super::fields::{check_size, checked_color, checked_script, subtitle_position, text};
-use super::{ApiError, ApiResult, JsonBody, job_id};
+use super::{ApiError, ApiResult, JobId, JsonBody};
 use crate::AppState;
 use crate::model::{Aspect, Job, JobRequest, JobState, rfc3339};
 
@@ -246,12 +247,8 @@ pub async fn create(
     ))
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<Job> {
-    state
-        .store
-        .job(job_id(id)?)
-        .await?
-        .ok_or(ApiError::JobNotFound)
+async fn load(state: &AppState, id: Uuid) -> ApiResult<Job> {
+    state.store.job(id).await?.ok_or(ApiError::JobNotFound)
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "v1",
@@ -262,9 +259,9 @@ async fn load(state: &AppState, id: &str) -> ApiResult<Job> {
     ))]
 pub async fn status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> ApiResult<Json<Envelope<V1Job>>> {
-    let job = load(&state, &id).await?;
+    let job = load(&state, id).await?;
     Ok(ok(None, V1Job::from(&job)))
 }
 
@@ -336,10 +333,10 @@ fn not_ready(job: &Job) -> ApiError {
     ))]
 pub async fn result(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     headers: HeaderMap,
 ) -> ApiResult<Json<Envelope<ResultView>>> {
-    let job = load(&state, &id).await?;
+    let job = load(&state, id).await?;
     if job.state != JobState::Completed || job.result_path.is_none() {
         return Err(not_ready(&job));
     }
@@ -416,10 +413,10 @@ pub async fn serve_video(job: &Job, request: Request) -> ApiResult<Response> {
     ))]
 pub async fn video(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     request: Request,
 ) -> ApiResult<Response> {
-    let job = load(&state, &id).await?;
+    let job = load(&state, id).await?;
     serve_video(&job, request).await
 }
 
@@ -515,9 +512,8 @@ pub async fn list(
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> ApiResult<Json<Envelope<V1Job>>> {
-    let id = job_id(&id)?;
     if !super::cancel(&state, id).await? {
         return Err(ApiError::JobNotFound);
     }

@@ -45,6 +45,8 @@ async fn unknown_jobs_and_non_uuid_ids_get_404_job_not_found() {
         "/api/jobs/not-a-uuid",
         "/api/jobs/7f1c1b9e-1111-4222-8333-444455556666/events",
         "/api/jobs/123/events?after=0",
+        "/api/jobs/%00%ff",
+        "/api/jobs/%ff%fe/events",
     ] {
         let (status, body) = server.get(path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");

@@ -1,7 +1,7 @@
 //! The MoneyPrinter dialect (seeds 000 and 003): submit, job status, event
 //! polling and cancel, in the `{"status":"success",...}` envelope.
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::Config;
 use crate::api::aivideogen::generate::{AvgReply, GenerateRequest, generate_and_wait};
 use crate::api::error::{DetailBody, MpErrorBody};
-use crate::api::{ApiError, ApiResult, JsonBody, job_id, sse};
+use crate::api::{ApiError, ApiResult, JobId, JsonBody, sse};
 use crate::feed::Feed;
 use crate::model::{Event, EventJson, FrameKind, Job, JobState, Level, rfc3339};
 use crate::store::Filter;
@@ -153,15 +153,8 @@ pub struct JobReply {
         (status = 200, description = "The job", body = JobReply),
         (status = 404, description = "`Job not found.`", body = MpErrorBody),
     ))]
-pub async fn job(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<JobReply>> {
-    let job = state
-        .store
-        .job(job_id(&id)?)
-        .await?
-        .ok_or(ApiError::JobNotFound)?;
+pub async fn job(State(state): State<AppState>, JobId(id): JobId) -> ApiResult<Json<JobReply>> {
+    let job = state.store.job(id).await?.ok_or(ApiError::JobNotFound)?;
     Ok(Json(JobReply {
         status: "success",
         job: MpJob::from(&job),
@@ -248,11 +241,10 @@ impl EventsQuery {
     ))]
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = job_id(&id)?;
     let params = query.parse()?;
     if sse::wants_stream(&headers) {
         let cursor = sse::cursor(&headers, query.after.as_deref())?;
@@ -338,9 +330,9 @@ pub struct CancelReply {
     ))]
 pub async fn cancel_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> ApiResult<Json<CancelReply>> {
-    if !super::cancel(&state, job_id(&id)?).await? {
+    if !super::cancel(&state, id).await? {
         return Err(ApiError::JobNotFound);
     }
     Ok(Json(CancelReply {
