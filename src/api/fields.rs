@@ -62,11 +62,12 @@ pub fn checked_script(value: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-/// Trims a text field; blank counts as absent.
+/// Trims a text field; blank (nothing visible, only spaces or control
+/// characters) counts as absent.
 pub fn text(value: Option<String>) -> Option<String> {
     value
         .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+        .filter(|v| v.chars().any(|c| !c.is_whitespace() && !c.is_control()))
 }
 
 /// Width and height come together and must be even, as H.264 needs.

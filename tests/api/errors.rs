@@ -131,6 +131,7 @@ async fn blank_or_wrongly_typed_fields_get_400() {
         json!({}),
         json!({ "videoSubject": "" }),
         json!({ "videoSubject": "   " }),
+        json!({ "videoSubject": "\u{0}\t" }),
         json!({ "videoSubject": null }),
         json!({ "videoSubject": 12 }),
         json!({ "videoSubject": "x", "paragraphNumber": "many" }),
