@@ -6,8 +6,9 @@
 //! whole life. So each new connection's request head is read here first,
 //! into a small buffer. A plain `GET` to an event-stream route is answered
 //! by the same router (every middleware and handler unchanged), and the
-//! response is written straight to the socket, close-delimited. Any other
-//! connection is handed to hyper together with the bytes already read.
+//! response is written straight to the socket, chunked, and the connection
+//! closes when the stream ends. Any other connection is handed to hyper
+//! together with the bytes already read.
 
 use std::io;
 use std::pin::Pin;
@@ -231,8 +232,8 @@ fn classify(
 }
 
 /// Answers one request through the router and writes the response on the
-/// socket: an event stream close-delimited, anything else with its length.
-/// The connection closes afterwards either way.
+/// socket: an event stream chunked, anything else with its length. The
+/// connection closes afterwards either way.
 async fn lean(mut socket: TcpStream, request: Request, router: Router) {
     let response = match router.oneshot(request).await {
         Ok(response) => response,
@@ -254,10 +255,10 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         .as_bytes(),
     );
     for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::CONNECTION
-        {
+        // Framing is this function's business; a stream may keep the
+        // handler's Connection header (AI-Video-Gen's sends keep-alive).
+        let framing = name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
+        if framing || (name == header::CONNECTION && !streaming) {
             continue;
         }
         head.extend_from_slice(name.as_str().as_bytes());
@@ -280,7 +281,9 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
         let _ = socket.shutdown().await;
         return;
     }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
+    // Chunked, so that the end of the stream is explicit; the connection
+    // still closes after it.
+    head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
     if socket.write_all(&head).await.is_err() {
         return;
     }
@@ -295,7 +298,10 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
                         return;
                     }
                 }
-                _ => break,
+                _ => {
+                    let _ = write_frame(&mut socket, b"").await;
+                    break;
+                }
             },
             // The client sends nothing more; a read that ends means it left,
             // and the stream (with its subscription) is dropped at once.
@@ -308,19 +314,35 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
     let _ = socket.shutdown().await;
 }
 
-/// Writes one frame. Most frames fit the socket buffer at once; only when
-/// it is full does the write wait, and then for at most [`WRITE_TIMEOUT`].
+/// Writes one frame as an HTTP chunk (an empty frame is the last chunk).
+/// Most chunks fit the socket buffer at once; only when it is full does the
+/// write wait, and then for at most [`WRITE_TIMEOUT`].
 async fn write_frame(socket: &mut TcpStream, bytes: &[u8]) -> bool {
-    let rest = match socket.try_write(bytes) {
-        Ok(n) => &bytes[n..],
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => bytes,
+    let size = format!("{:x}\r\n", bytes.len());
+    let trailer: &[u8] = b"\r\n";
+    let parts = [
+        io::IoSlice::new(size.as_bytes()),
+        io::IoSlice::new(bytes),
+        io::IoSlice::new(trailer),
+    ];
+    let total = size.len() + bytes.len() + trailer.len();
+    let written = match socket.try_write_vectored(&parts) {
+        Ok(n) => n,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
         Err(_) => return false,
     };
-    rest.is_empty()
-        || matches!(
-            tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(rest)).await,
-            Ok(Ok(()))
-        )
+    if written == total {
+        return true;
+    }
+    // The socket is full: send the rest in order, with a deadline.
+    let mut rest = Vec::with_capacity(total - written);
+    rest.extend_from_slice(size.as_bytes());
+    rest.extend_from_slice(bytes);
+    rest.extend_from_slice(trailer);
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(&rest[written..])).await,
+        Ok(Ok(()))
+    )
 }
 
 /// A connection whose first bytes were already read.

@@ -725,6 +725,8 @@ async fn a_stream_request_sent_in_pieces_gets_a_complete_sse_answer_with_cors() 
     assert!(head.contains("content-type: text/event-stream"), "{head}");
     assert!(head.contains("access-control-allow-origin: *"), "{head}");
     assert!(head.contains("content-encoding: none"), "{head}");
+    assert!(head.contains("connection: keep-alive"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
     assert!(body.contains("\"status\":\"connected\""), "{body}");
 
     // An unknown job on the same path family: a complete JSON answer.
@@ -868,4 +870,95 @@ async fn a_cursor_beyond_the_log_still_follows_the_job_to_its_end() {
     release.add_permits(1);
     let rest = stream.rest(LONG).await;
     assert_eq!(rest.last().unwrap().event, "job:completed");
+}
+
+#[tokio::test]
+async fn the_log_and_progress_streams_end_right_for_failed_and_cancelled_jobs() {
+    // Failed: the log stream is the stored log, ending with the failure;
+    // the progress stream ends with `error` then `done`.
+    let server = TestServer::start(pipeline(vec![
+        Arc::new(Emit {
+            name: "research",
+            count: 1,
+        }),
+        Arc::new(Fail {
+            name: "tts",
+            message: "boom",
+        }),
+    ]))
+    .await;
+    let job = server.submit("Fails here").await;
+    server.wait_state(&job, "failed", LONG).await;
+    let mut log = sse::open(
+        &server.client,
+        &server.url(&format!("/api/jobs/{job}/events")),
+        None,
+    )
+    .await;
+    let streamed: Vec<Value> = log.rest(LONG).await.iter().map(data).collect();
+    assert_eq!(streamed, server.all_events(&job).await);
+    assert_eq!(streamed.last().unwrap()["kind"], "failed");
+    assert_eq!(streamed.last().unwrap()["message"], "boom");
+    let mut progress = sse::open(
+        &server.client,
+        &server.url("/api/progress/Fails_here"),
+        None,
+    )
+    .await;
+    let statuses: Vec<Value> = progress.rest(LONG).await.iter().map(data).collect();
+    let tail: Vec<&str> = statuses[statuses.len() - 2..]
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail, ["error", "done"]);
+    assert_eq!(statuses[statuses.len() - 2]["message"], "❌ Error: boom");
+    assert_eq!(statuses[0]["status"], "connected");
+
+    // Cancelled while running: the same, with the cancel.
+    let (p, _release) = gated();
+    let server = TestServer::start(p).await;
+    let job = server.submit("Stopped here").await;
+    server
+        .wait_job(&job, LONG, |j| j["currentStage"] == "director")
+        .await;
+    let mut log = sse::open(
+        &server.client,
+        &server.url(&format!("/api/jobs/{job}/events")),
+        None,
+    )
+    .await;
+    let mut progress = sse::open(
+        &server.client,
+        &server.url("/api/progress/Stopped_here"),
+        None,
+    )
+    .await;
+    server
+        .post(&format!("/api/jobs/{job}/cancel"), json!({}))
+        .await;
+    let streamed: Vec<Value> = log.rest(LONG).await.iter().map(data).collect();
+    assert_eq!(streamed, server.all_events(&job).await);
+    let kinds: Vec<&str> = streamed
+        .iter()
+        .rev()
+        .take(3)
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds[0], "cancelled");
+    assert!(
+        kinds.contains(&"cancel_requested")
+            || streamed.iter().any(|e| e["kind"] == "cancel_requested")
+    );
+    let statuses: Vec<Value> = progress.rest(LONG).await.iter().map(data).collect();
+    let tail: Vec<&str> = statuses[statuses.len() - 2..]
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail, ["error", "done"]);
+    assert!(
+        statuses[statuses.len() - 2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled")
+    );
 }
