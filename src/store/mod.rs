@@ -23,12 +23,11 @@ use cache::{LogCache, Lookup};
 use rows::{event_from_row, job_by_id, job_from_row, select_jobs};
 pub use writer::{
     CancelOutcome, FAILED_AFTER_CRASH, JobPatch, NewJob, REQUEUED_AFTER_CRASH, Recovery, Stamp,
-    reset_stages,
 };
 use writer::{Done, Op, Output, Request, Sinks};
 
 use crate::hub::Hub;
-use crate::model::{Event, Job, JobState, NewEvent};
+use crate::model::{Event, Job, NewEvent};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -314,19 +313,6 @@ impl Store {
             jobs,
             total: total.max(0) as u64,
         })
-    }
-
-    /// Ids of jobs in a state, oldest first.
-    pub async fn job_ids_in_state(&self, state: JobState) -> Result<Vec<Uuid>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query("SELECT id FROM jobs WHERE state = ? ORDER BY seq")
-            .bind(state.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Uuid::parse_str(r.get::<&str, _>(0)).ok())
-            .collect())
     }
 
     /// Events held in memory, for the health report.

@@ -734,7 +734,7 @@ async fn cancel(
 }
 
 /// Every stage back to `pending`, keeping their order.
-pub fn reset_stages(stages: &Map<String, Value>) -> Map<String, Value> {
+fn reset_stages(stages: &Map<String, Value>) -> Map<String, Value> {
     let pending = serde_json::to_value(StageRecord::pending()).unwrap_or(Value::Null);
     stages
         .keys()
