@@ -100,59 +100,100 @@ async fn events(client: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
     }
 }
 
-#[tokio::test]
-async fn sigkill_mid_job_then_restart_requeues_and_finishes_it_without_losing_events() {
-    require_media_tools();
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let server = Binary::start(dir.path());
-    let script = "Rivers carve valleys over millions of years. ".repeat(12);
+/// Submits a script job of `sentence` repeated, long enough to be killed
+/// mid-run, and returns its id.
+async fn submit(client: &reqwest::Client, base: &str, subject: &str, sentence: &str) -> String {
     let reply: Value = client
-        .post(format!("{}/api/generate", server.base))
-        .json(&json!({ "videoSubject": "Rivers", "script": script, "paragraphNumber": 3 }))
+        .post(format!("{base}/api/generate"))
+        .json(&json!({ "videoSubject": subject, "script": sentence.repeat(12), "paragraphNumber": 3 }))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let id = reply["jobId"].as_str().unwrap().to_string();
+    reply["jobId"].as_str().unwrap().to_string()
+}
 
-    // Kill it once the job is well under way.
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Polls the job until `done` holds (it may assert on the way), failing
+/// with `what` after `timeout`.
+async fn wait_job(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
     loop {
-        let job = job(&client, &server.base, &id).await;
-        assert_ne!(
-            job["state"], "completed",
-            "the job finished before the kill"
-        );
-        if job["state"] == "running" && job["progress"].as_u64().unwrap() >= 20 {
-            break;
+        let job = job(client, base, id).await;
+        if done(&job) {
+            return job;
         }
-        assert!(Instant::now() < deadline, "the job never got going: {job}");
+        assert!(Instant::now() < deadline, "{what}: {job}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Running and well under way: narration done, rendering soon.
+fn under_way(job: &Value) -> bool {
+    job["state"] == "running" && job["progress"].as_u64().unwrap() >= 20
+}
+
+#[tokio::test]
+async fn sigkill_mid_job_then_restart_requeues_and_finishes_it_without_losing_events() {
+    require_media_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Binary::start(dir.path());
+    let id = submit(
+        &client,
+        &server.base,
+        "Rivers",
+        "Rivers carve valleys over millions of years. ",
+    )
+    .await;
+
+    // Kill it once the job is well under way.
+    wait_job(
+        &client,
+        &server.base,
+        &id,
+        Duration::from_secs(60),
+        "the job never got going",
+        |job| {
+            assert_ne!(
+                job["state"], "completed",
+                "the job finished before the kill"
+            );
+            under_way(job)
+        },
+    )
+    .await;
     let seen = events(&client, &server.base, &id).await;
     server.kill();
     assert!(seen.len() > 3);
 
     let server = Binary::start(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let finished = loop {
-        let job = job(&client, &server.base, &id).await;
-        if job["state"] == "completed" {
-            break job;
-        }
-        assert!(
-            matches!(job["state"].as_str(), Some("queued" | "running")),
-            "the job did not recover: {job}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the requeued job never finished: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let finished = wait_job(
+        &client,
+        &server.base,
+        &id,
+        Duration::from_secs(120),
+        "the requeued job never finished",
+        |job| {
+            assert!(
+                matches!(
+                    job["state"].as_str(),
+                    Some("queued" | "running" | "completed")
+                ),
+                "the job did not recover: {job}"
+            );
+            job["state"] == "completed"
+        },
+    )
+    .await;
     assert!(finished["resultPath"].is_string());
     let after = events(&client, &server.base, &id).await;
     assert_eq!(
@@ -180,29 +221,31 @@ async fn a_job_interrupted_twice_fails_with_a_clear_message() {
     require_media_tools();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let script = "Glaciers move slowly but shape whole mountain ranges. ".repeat(12);
     let mut server = Binary::start(dir.path());
-    let reply: Value = client
-        .post(format!("{}/api/generate", server.base))
-        .json(&json!({ "videoSubject": "Glaciers", "script": script, "paragraphNumber": 3 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = reply["jobId"].as_str().unwrap().to_string();
+    let id = submit(
+        &client,
+        &server.base,
+        "Glaciers",
+        "Glaciers move slowly but shape whole mountain ranges. ",
+    )
+    .await;
     for round in 0..2 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let job = job(&client, &server.base, &id).await;
-            if job["state"] == "running" {
-                break;
-            }
-            assert_eq!(job["state"], "queued", "round {round}: {job}");
-            assert!(Instant::now() < deadline, "round {round}: never ran");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("round {round}: never ran");
+        wait_job(
+            &client,
+            &server.base,
+            &id,
+            Duration::from_secs(60),
+            &what,
+            |job| {
+                if job["state"] == "running" {
+                    return true;
+                }
+                assert_eq!(job["state"], "queued", "round {round}: {job}");
+                false
+            },
+        )
+        .await;
         server.kill();
         server = Binary::start(dir.path());
     }
@@ -225,26 +268,22 @@ async fn sigterm_returns_the_running_job_to_the_queue_and_exits_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let mut server = Binary::start(dir.path());
-    let script = "Forests breathe for the whole planet every single day. ".repeat(12);
-    let reply: Value = client
-        .post(format!("{}/api/generate", server.base))
-        .json(&json!({ "videoSubject": "Forests", "script": script, "paragraphNumber": 3 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = reply["jobId"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = job(&client, &server.base, &id).await;
-        if job["state"] == "running" && job["progress"].as_u64().unwrap() >= 20 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job never got going: {job}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let id = submit(
+        &client,
+        &server.base,
+        "Forests",
+        "Forests breathe for the whole planet every single day. ",
+    )
+    .await;
+    wait_job(
+        &client,
+        &server.base,
+        &id,
+        Duration::from_secs(60),
+        "the job never got going",
+        under_way,
+    )
+    .await;
     let asked = Instant::now();
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
@@ -262,18 +301,15 @@ async fn sigterm_returns_the_running_job_to_the_queue_and_exits_quickly() {
     assert!(status.success(), "{status}");
 
     let server = Binary::start(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = job(&client, &server.base, &id).await;
-        if job["state"] == "completed" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not finished after the restart: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_job(
+        &client,
+        &server.base,
+        &id,
+        Duration::from_secs(120),
+        "not finished after the restart",
+        |job| job["state"] == "completed",
+    )
+    .await;
     let all = events(&client, &server.base, &id).await;
     let requeued: Vec<&Value> = all.iter().filter(|e| e["kind"] == "requeued").collect();
     assert_eq!(requeued.len(), 1);
