@@ -21,10 +21,10 @@ use async_trait::async_trait;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use reelay::model::{Level, NewEvent};
+use reelay::engine::{Engine, JobPatch};
+use reelay::model::{JobRequest, Level, NewEvent};
 use reelay::pipeline::media::{self, MediaEnv};
 use reelay::pipeline::{Pipeline, Stage, StageContext, StageError, StageOutcome, StageResult};
-use reelay::store::JobPatch;
 use reelay::{Config, Reelay};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -75,9 +75,13 @@ impl Stage for Idle {
     }
 }
 
+fn engine(reelay: &Reelay) -> &Engine {
+    &reelay.state().engine
+}
+
 async fn wait_for(reelay: &Reelay, id: Uuid, done: impl Fn(&reelay::model::Job) -> bool) {
     loop {
-        if let Ok(Some(job)) = reelay.state().store.job(id).await
+        if let Ok(Some(job)) = engine(reelay).job(id).await
             && done(&job)
         {
             return;
@@ -86,24 +90,19 @@ async fn wait_for(reelay: &Reelay, id: Uuid, done: impl Fn(&reelay::model::Job) 
     }
 }
 
-async fn submit(reelay: &Reelay, subject: &str) -> Uuid {
-    let request = reelay::model::JobRequest {
-        subject: subject.into(),
-        ..Default::default()
-    };
-    let state = reelay.state();
-    let job = state
-        .store
-        .create_job(reelay::store::NewJob {
-            id: Uuid::new_v4(),
-            generation_id: reelay::model::generation_id(subject),
-            request,
-            stages: state.worker.pipeline().initial_stages(),
-        })
+async fn submit(reelay: &Reelay, request: JobRequest) -> Uuid {
+    engine(reelay)
+        .submit(request)
         .await
-        .expect("create a job");
-    state.worker.notify();
-    job.id
+        .expect("submit a job")
+        .id
+}
+
+fn topic(subject: &str) -> JobRequest {
+    JobRequest {
+        subject: subject.into(),
+        ..JobRequest::default()
+    }
 }
 
 async fn append_bench(n: usize, per: usize, writers: usize) {
@@ -113,10 +112,10 @@ async fn append_bench(n: usize, per: usize, writers: usize) {
     let reelay = Reelay::start(config, Pipeline::new(vec![Arc::new(Idle)]))
         .await
         .expect("start");
-    let store = reelay.state().store.clone();
+    let store = engine(&reelay).clone();
     let mut jobs = Vec::new();
     for i in 0..64 {
-        let id = submit(&reelay, &format!("append {i}")).await;
+        let id = submit(&reelay, topic(&format!("append {i}"))).await;
         wait_for(&reelay, id, |j| j.current_stage.is_some()).await;
         jobs.push(id);
     }
@@ -172,7 +171,7 @@ async fn publish(
     let (state, job) = state;
     let event = NewEvent::log(Level::Info, "tick").with_payload(body);
     let events = state
-        .store
+        .engine
         .append(job, vec![event], JobPatch::default())
         .await
         .expect("append");
@@ -188,29 +187,25 @@ async fn fixture(addr: &str) {
     .await
     .expect("start");
     // A job whose log holds 1,000 events once its first stage is done.
-    let poll_job = submit(&reelay, "polling").await;
+    let poll_job = submit(&reelay, topic("polling")).await;
     wait_for(&reelay, poll_job, |j| {
         j.current_stage.as_deref() == Some("director")
     })
     .await;
-    let live_job = submit(&reelay, "live").await;
+    let live_job = submit(&reelay, topic("live")).await;
     wait_for(&reelay, live_job, |j| {
         j.current_stage.as_deref() == Some("director")
     })
     .await;
-    let live_last = reelay
-        .state()
-        .store
-        .events_after(live_job, 0, 10_000, Default::default())
+    let live_last = engine(&reelay)
+        .events(live_job, 0, 10_000, None)
         .await
         .expect("events")
         .unwrap_or_default()
         .last()
         .map_or(0, |e| e.id);
-    let events = reelay
-        .state()
-        .store
-        .events_after(poll_job, 0, 10_000, Default::default())
+    let events = engine(&reelay)
+        .events(poll_job, 0, 10_000, None)
         .await
         .expect("events")
         .unwrap_or_default();
@@ -274,38 +269,26 @@ async fn render(seconds: f64) {
     let reelay = Reelay::start(config, media::pipeline(env))
         .await
         .expect("start");
-    let request = reelay::model::JobRequest {
+    let request = JobRequest {
         subject: "Rivers".into(),
         script: Some(script),
-        paragraph_number: Some(3),
+        scene_count: Some(3),
         use_music: true,
-        ..Default::default()
+        ..JobRequest::default()
     };
-    let state = reelay.state();
     let wall = Instant::now();
-    let job = state
-        .store
-        .create_job(reelay::store::NewJob {
-            id: Uuid::new_v4(),
-            generation_id: "Rivers".into(),
-            request,
-            stages: state.worker.pipeline().initial_stages(),
-        })
-        .await
-        .expect("create");
-    state.worker.notify();
-    wait_for(&reelay, job.id, |j| j.state.is_terminal()).await;
+    let id = submit(&reelay, request).await;
+    wait_for(&reelay, id, |j| j.state.is_terminal()).await;
     let wall = wall.elapsed().as_secs_f64();
-    let job = state.store.job(job.id).await.expect("job").expect("job");
+    let job = engine(&reelay).job(id).await.expect("job").expect("job");
     assert_eq!(
         job.state,
         reelay::model::JobState::Completed,
         "{:?}",
         job.error_message
     );
-    let events = state
-        .store
-        .events_after(job.id, 0, 10_000, Default::default())
+    let events = engine(&reelay)
+        .events(job.id, 0, 10_000, None)
         .await
         .expect("events")
         .unwrap_or_default();
@@ -317,17 +300,10 @@ async fn render(seconds: f64) {
             .unwrap_or(0.0)
     };
     let render_secs = at("Rendered ") - at("Rendering final video");
-    let duration = job
-        .result
-        .as_ref()
-        .and_then(|r| r["duration"].as_f64())
-        .unwrap_or(0.0);
+    let duration = job.result.as_ref().and_then(|r| r.duration).unwrap_or(0.0);
     println!("video: {duration:.2} s at 1080x1920, 3 scenes, music");
     for (name, record) in &job.stages {
-        println!(
-            "  {name:<9} {:>6.1} s",
-            record["durationSec"].as_f64().unwrap_or(0.0)
-        );
+        println!("  {name:<9} {:>6.1} s", record.duration_sec.unwrap_or(0.0));
     }
     println!(
         "render (ffmpeg): {render_secs:.2} s = {:.1}x real time",

@@ -24,10 +24,13 @@ const CREATED_CHANNEL_CAPACITY: usize = 256;
 /// Announcement of a new job, for streams that wait for a generation id.
 #[derive(Debug, Clone)]
 pub struct JobCreated {
+    /// The new job.
     pub id: Uuid,
+    /// Its slug, which seed 002 streams wait for.
     pub generation_id: String,
 }
 
+/// Live subscriptions, per job, and announcements of new jobs.
 pub struct Hub {
     topics: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Event>>>>,
     created: Mutex<Option<broadcast::Sender<JobCreated>>>,
@@ -51,6 +54,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
+    /// A hub with no subscribers.
     pub fn new() -> Arc<Self> {
         Arc::new(Hub::default())
     }
@@ -96,6 +100,7 @@ impl Hub {
         }
     }
 
+    /// Tells waiting streams that a job was created.
     pub fn announce(&self, created: JobCreated) {
         if let Some(tx) = lock(&self.created).as_ref() {
             let _ = tx.send(created);
@@ -143,6 +148,8 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// The next live event; `Lagged` when this subscriber fell behind,
+    /// `Closed` once the hub is closed.
     pub async fn recv(&mut self) -> Result<Arc<Event>, broadcast::error::RecvError> {
         match self.rx.as_mut() {
             Some(rx) => rx.recv().await,

@@ -1,17 +1,21 @@
 //! Reelay: a self-hosted server for video-generation jobs.
 //!
-//! [`Reelay::start`] opens the store, recovers jobs a crash interrupted and
+//! [`Reelay::start`] opens the engine, recovers jobs a crash interrupted and
 //! starts the worker; [`Reelay::serve`] answers HTTP on a bound listener
 //! until its shutdown future resolves. [`app`] builds the router alone.
+//! `ARCHITECTURE.md` maps the layers.
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod config;
-pub mod feed;
+pub mod engine;
 pub mod hub;
 pub mod model;
 pub mod pipeline;
 pub mod serve;
 pub mod store;
+pub mod tools;
 pub mod worker;
 
 use std::sync::Arc;
@@ -21,10 +25,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use config::Config;
-use hub::Hub;
+use engine::Engine;
 use pipeline::Pipeline;
-use pipeline::media::Tools;
-use store::Store;
 use worker::Worker;
 
 /// How long shutdown waits for running stages to stop and be recorded.
@@ -33,13 +35,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub hub: Arc<Hub>,
-    pub worker: Worker,
+    /// Jobs and their logs.
+    pub engine: Engine,
+    /// The server's configuration.
     pub config: Arc<Config>,
-    pub tools: Arc<Tools>,
-    /// For calls the API makes itself (the LLM server's model list).
-    pub http: reqwest::Client,
 }
 
 /// The router with every route and middleware, for a running state.
@@ -47,20 +46,23 @@ pub fn app(state: AppState) -> Router {
     api::router(state)
 }
 
-/// A started server: store open, worker running, not yet listening.
+/// A started server: engine open, worker running, not yet listening.
 pub struct Reelay {
     state: AppState,
+    worker: Worker,
 }
 
 impl Reelay {
-    /// Opens the store, requeues or fails jobs a crash left running, and
+    /// Opens the engine, requeues or fails jobs a crash left running, and
     /// starts the worker with `pipeline`.
     pub async fn start(config: Config, pipeline: Pipeline) -> anyhow::Result<Reelay> {
-        let hub = Hub::new();
-        let store =
-            Store::open(&config.database_url, hub.clone(), config.event_cache_events).await?;
-        let recovery = store.recover_interrupted().await?;
-        if !recovery.requeued.is_empty() || !recovery.failed.is_empty() {
+        let config = Arc::new(config);
+        let engine = Engine::open(config.clone(), pipeline.initial_stages()).await?;
+        let recovery = worker::lifecycle::recover_interrupted(&engine).await?;
+        if !recovery.requeued.is_empty()
+            || !recovery.failed.is_empty()
+            || !recovery.cancelled.is_empty()
+        {
             tracing::warn!(
                 requeued = recovery.requeued.len(),
                 failed = recovery.failed.len(),
@@ -69,27 +71,24 @@ impl Reelay {
             );
         }
         let worker = Worker::start(
-            store.clone(),
+            engine.clone(),
             pipeline,
             config.data_dir.join("jobs"),
             config.worker_concurrency,
         );
         Ok(Reelay {
-            state: AppState {
-                store,
-                hub,
-                worker,
-                tools: Arc::new(Tools::new(&config)),
-                http: reqwest::Client::new(),
-                config: Arc::new(config),
-            },
+            state: AppState { engine, config },
+            worker,
         })
     }
 
+    /// The state the router serves, for tests and benchmarks that drive
+    /// the engine directly.
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
+    /// The router for this server.
     pub fn router(&self) -> Router {
         app(self.state.clone())
     }
@@ -114,16 +113,17 @@ impl Reelay {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = self.state.clone();
+        let engine = self.state.engine.clone();
+        let worker = self.worker.clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");
-            state.hub.close();
-            state.worker.begin_shutdown();
+            engine.close_streams();
+            worker.begin_shutdown();
         };
         let result = serve::run(listener, router, api::is_event_stream, signal).await;
-        self.state.worker.shutdown(SHUTDOWN_GRACE).await;
-        self.state.store.close().await;
+        self.worker.shutdown(SHUTDOWN_GRACE).await;
+        self.state.engine.close().await;
         result
     }
 }

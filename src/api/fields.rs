@@ -1,39 +1,44 @@
-//! Request fields shared by the dialects: numbers that arrive as strings,
-//! text that may be blank, and the subtitle and frame options.
+//! Reading values the way clients send them: numbers that arrive as
+//! strings, booleans as words, and whole numbers in query strings and
+//! headers. The limits themselves live in [`crate::model::limits`].
+
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiResult};
-use crate::model::JobRequest;
+use crate::model::{Field, Invalid};
 
 /// A body field that the original front end sends as a string or a number.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Loose {
+    /// A JSON integer.
     Int(i64),
+    /// A JSON number with a fraction (a whole one is accepted).
     Float(f64),
+    /// A JSON boolean.
     Bool(bool),
+    /// A string holding the value.
     Text(String),
 }
 
 impl Loose {
-    pub fn as_u32(&self, field: &str, min: u32, max: u32) -> ApiResult<u32> {
+    /// The value as a whole number for `field`; anything else is the
+    /// field's usual error, which names its range.
+    pub fn as_u32(&self, field: Field) -> Result<u32, Invalid> {
         let n = match self {
             Loose::Int(n) => Some(*n),
             Loose::Float(f) if f.fract() == 0.0 => Some(*f as i64),
-            Loose::Text(s) => s.trim().parse::<i64>().ok(),
+            Loose::Text(s) => whole_number(Some(s), 0..=i64::MAX).ok().flatten(),
             _ => None,
         };
-        match n {
-            Some(n) if (i64::from(min)..=i64::from(max)).contains(&n) => Ok(n as u32),
-            _ => Err(ApiError::validation(format!(
-                "{field} must be a whole number from {min} to {max}."
-            ))),
-        }
+        n.and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| Invalid::of(field))
     }
 
-    pub fn as_bool(&self, field: &str) -> ApiResult<bool> {
+    /// The value as true or false for `field`.
+    pub fn as_bool(&self, field: Field) -> Result<bool, Invalid> {
         match self {
             Loose::Bool(b) => Ok(*b),
             Loose::Int(0) => Ok(false),
@@ -42,81 +47,66 @@ impl Loose {
             Loose::Text(s) if s.eq_ignore_ascii_case("false") || s == "0" || s.is_empty() => {
                 Ok(false)
             }
-            _ => Err(ApiError::validation(format!(
-                "{field} must be true or false."
-            ))),
+            _ => Err(Invalid::of(field)),
         }
     }
 }
 
-/// Longest script accepted, in characters: about ten minutes of narration.
-pub const MAX_SCRIPT_CHARS: usize = 20_000;
+/// A value outside the range a whole number must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRange;
 
-/// A script within [`MAX_SCRIPT_CHARS`]; blank counts as absent.
-pub fn checked_script(value: Option<String>) -> ApiResult<Option<String>> {
-    match text(value) {
-        Some(script) if script.chars().count() > MAX_SCRIPT_CHARS => Err(ApiError::validation(
-            format!("script is too long: at most {MAX_SCRIPT_CHARS} characters."),
-        )),
-        other => Ok(other),
+/// A whole number in `range` from a query value, a header or a string
+/// field: `Ok(None)` when it is absent or blank.
+pub fn whole_number(
+    raw: Option<&str>,
+    range: RangeInclusive<i64>,
+) -> Result<Option<i64>, OutOfRange> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .map(Some)
+            .ok_or(OutOfRange),
     }
 }
 
-/// Trims a text field; blank (nothing visible, only spaces or control
-/// characters) counts as absent.
-pub fn text(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_string())
-        .filter(|v| v.chars().any(|c| !c.is_whitespace() && !c.is_control()))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Width and height come together and must be even, as H.264 needs.
-pub fn check_size(request: &JobRequest) -> ApiResult<()> {
-    match (request.width, request.height) {
-        (None, None) => Ok(()),
-        (Some(w), Some(h)) if w % 2 == 0 && h % 2 == 0 => Ok(()),
-        (Some(_), Some(_)) => Err(ApiError::validation(
-            "width and height must be even numbers.",
-        )),
-        _ => Err(ApiError::validation(
-            "width and height must be given together.",
-        )),
+    #[test]
+    fn whole_numbers_are_bounded_and_blank_is_absent() {
+        assert_eq!(whole_number(None, 1..=5), Ok(None));
+        assert_eq!(whole_number(Some("  "), 1..=5), Ok(None));
+        assert_eq!(whole_number(Some(" 3 "), 1..=5), Ok(Some(3)));
+        assert_eq!(whole_number(Some("6"), 1..=5), Err(OutOfRange));
+        assert_eq!(whole_number(Some("-1"), 0..=5), Err(OutOfRange));
+        assert_eq!(whole_number(Some("2.0"), 0..=5), Err(OutOfRange));
     }
-}
 
-/// MoneyPrinter sends positions as `"<horizontal>,<vertical>"`; the
-/// vertical part decides where subtitles go.
-pub fn subtitle_position(raw: &str) -> ApiResult<String> {
-    let vertical = raw
-        .rsplit(',')
-        .next()
-        .unwrap_or(raw)
-        .trim()
-        .to_ascii_lowercase();
-    match vertical.as_str() {
-        "top" => Ok("top".into()),
-        "center" | "centre" | "middle" => Ok("center".into()),
-        "bottom" => Ok("bottom".into()),
-        _ => Err(ApiError::validation(
-            "subtitlesPosition must be top, center or bottom (optionally as \"center,bottom\").",
-        )),
-    }
-}
-
-/// Colour names ffmpeg and libass both understand, or `#rgb` / `#rrggbb`.
-pub fn checked_color(raw: &str) -> ApiResult<String> {
-    const NAMES: &[&str] = &[
-        "white", "black", "yellow", "red", "green", "blue", "cyan", "magenta", "orange", "gray",
-        "grey", "pink", "purple",
-    ];
-    let lower = raw.trim().to_ascii_lowercase();
-    let hex = lower.strip_prefix('#').unwrap_or("");
-    let is_hex = matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit());
-    if is_hex || NAMES.contains(&lower.as_str()) {
-        Ok(lower)
-    } else {
-        Err(ApiError::validation(
-            "color must be #rrggbb, #rgb or a basic colour name such as white or yellow.",
-        ))
+    #[test]
+    fn loose_values_read_as_their_field_or_name_its_rule() {
+        assert_eq!(Loose::Text("4".into()).as_u32(Field::SceneCount), Ok(4));
+        assert_eq!(Loose::Float(4.0).as_u32(Field::SceneCount), Ok(4));
+        assert_eq!(
+            Loose::Text("many".into()).as_u32(Field::SceneCount),
+            Err(Invalid::of(Field::SceneCount))
+        );
+        assert_eq!(
+            Loose::Int(-1).as_u32(Field::Threads),
+            Err(Invalid::of(Field::Threads))
+        );
+        assert_eq!(
+            Loose::Text("TRUE".into()).as_bool(Field::UseMusic),
+            Ok(true)
+        );
+        assert!(
+            Loose::Text("sometimes".into())
+                .as_bool(Field::UseMusic)
+                .is_err()
+        );
     }
 }

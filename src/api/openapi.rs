@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{aivideogen, moneyprinter, openreels, v1};
+use super::{aivideogen, clipzy, generate, moneyprinter, openreels};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -16,23 +16,23 @@ use crate::AppState;
                        OpenReels, AI-Video-Gen and Clipzy."
     ),
     paths(
-        moneyprinter::generate,
-        moneyprinter::job,
-        moneyprinter::events,
-        moneyprinter::cancel_job,
-        moneyprinter::cancel_active,
-        moneyprinter::models::models,
+        generate::generate,
+        moneyprinter::jobs::job,
+        moneyprinter::events::events,
+        moneyprinter::jobs::cancel_job,
+        moneyprinter::jobs::cancel_active,
+        moneyprinter::llm_models::models,
         moneyprinter::songs::upload,
         openreels::events,
-        aivideogen::progress,
+        aivideogen::progress::progress,
         aivideogen::status_of,
-        aivideogen::video,
-        v1::create,
-        v1::list,
-        v1::status,
-        v1::result,
-        v1::video,
-        v1::cancel,
+        aivideogen::video_file,
+        clipzy::create,
+        clipzy::list,
+        clipzy::status,
+        clipzy::result,
+        clipzy::video_file,
+        clipzy::cancel,
         super::health,
     ),
     tags(

@@ -17,33 +17,32 @@ use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::error::V1ErrorBody;
-use super::{ApiError, ApiResult, JobId, sse};
+use super::error::{
+    ApiError, ApiResult, Dialect, Style, V1ErrorBody, snake_case_name, with_dialect,
+};
+use super::extract::JobId;
+use super::sse;
+use super::streams::OPENREELS_EVENTS;
 use crate::AppState;
-use crate::feed::Feed;
-use crate::model::{Event, FrameKind, Job, kind, rfc3339};
+use crate::model::{Event, EventKind, FrameKind, Job, rfc3339};
 
-/// Event kinds that become `stage:<name>` events.
-const STAGE_KINDS: &[&str] = &[
-    kind::START,
-    kind::COMPLETE,
-    kind::SKIPPED,
-    kind::ERROR,
-    "results",
-    "score",
-    "cost_estimate",
-    "music",
-    "music_resolved",
-    "asset",
-    "review",
-];
+/// Errors in the v1 envelope, as every route under `/api/v1`.
+pub const DIALECT: Dialect = Dialect {
+    style: Style::V1,
+    field_name: snake_case_name,
+};
 
+/// The stream's one route.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/jobs/{id}/events", get(events))
+    with_dialect(
+        Router::new().route(OPENREELS_EVENTS.path, get(events)),
+        DIALECT,
+    )
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+/// The stream's query.
 pub struct CursorQuery {
     /// Resume after this event id (same as the `Last-Event-ID` header).
     pub after: Option<String>,
@@ -63,16 +62,16 @@ pub fn snapshot(job: &Job) -> Value {
     obj.insert("startedAt".into(), json!(job.started_at.map(rfc3339)));
     obj.insert("completedAt".into(), json!(job.completed_at.map(rfc3339)));
     obj.insert("updatedAt".into(), rfc3339(job.updated_at).into());
-    obj.insert("stages".into(), Value::Object(job.stages.clone()));
-    for (key, value) in &job.data {
-        obj.insert(key.clone(), value.clone());
+    obj.insert("stages".into(), json!(job.stages));
+    if let Ok(Value::Object(data)) = serde_json::to_value(&job.data) {
+        obj.extend(data);
     }
     if let Some(error) = &job.error_message {
         obj.insert("error".into(), error.clone().into());
     }
     if let Some(path) = &job.result_path {
         obj.insert("resultPath".into(), path.clone().into());
-        obj.insert("result".into(), job.result.clone().unwrap_or(Value::Null));
+        obj.insert("result".into(), json!(job.result));
     }
     Value::Object(obj)
 }
@@ -81,9 +80,9 @@ pub fn snapshot(job: &Job) -> Value {
 fn frame_of(event: &Event) -> Bytes {
     let id = Some(event.id);
     if event.is_terminal() {
-        let (name, data) = match event.kind.as_deref() {
-            Some(kind::COMPLETED) => ("job:completed", json!({})),
-            Some(kind::CANCELLED) => (
+        let (name, data) = match event.kind {
+            Some(EventKind::Completed) => ("job:completed", json!({})),
+            Some(EventKind::Cancelled) => (
                 "job:failed",
                 json!({ "error": "Job cancelled.", "status": "cancelled" }),
             ),
@@ -91,15 +90,15 @@ fn frame_of(event: &Event) -> Bytes {
         };
         return sse::frame(id, Some(name), data.to_string().as_bytes());
     }
-    let (Some(stage), Some(kind)) = (&event.stage, &event.kind) else {
+    let (Some(stage), Some(kind)) = (&event.stage, event.kind) else {
         return Bytes::new();
     };
-    if !STAGE_KINDS.contains(&kind.as_str()) {
+    if !kind.is_seed001_stage_kind() {
         return Bytes::new();
     }
     let mut data = Map::new();
     data.insert("stage".into(), stage.clone().into());
-    data.insert("type".into(), kind.clone().into());
+    data.insert("type".into(), kind.as_str().into());
     if let Some(Value::Object(fields)) = &event.payload {
         for (key, value) in fields {
             data.entry(key.clone()).or_insert_with(|| value.clone());
@@ -121,6 +120,7 @@ fn frame_of(event: &Event) -> Bytes {
         (status = 204, description = "The cursor is past the end of a finished job"),
         (status = 404, description = "No such job", body = V1ErrorBody),
     ))]
+/// A job's stage events, from a snapshot or a cursor to its end.
 pub async fn events(
     State(state): State<AppState>,
     JobId(id): JobId,
@@ -128,12 +128,12 @@ pub async fn events(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let cursor = sse::cursor(&headers, query.after.as_deref())?;
-    let cursor = sse::clamp(&state.store, cursor).await?;
-    let mut feed = Feed::new(&state.hub, state.store.clone(), id, cursor.unwrap_or(0));
+    let cursor = state.engine.clamp_cursor(cursor).await?;
+    let mut feed = state.engine.follow(id, cursor.unwrap_or(0));
     let head = match cursor {
         None => {
             let (job, last) = state
-                .store
+                .engine
                 .snapshot(id)
                 .await?
                 .ok_or(ApiError::JobNotFound)?;
@@ -145,8 +145,8 @@ pub async fn events(
             ))
         }
         Some(cursor) => {
-            let job = state.store.job(id).await?.ok_or(ApiError::JobNotFound)?;
-            if sse::finished_before(&state.store, &job, cursor).await? {
+            let job = state.engine.job(id).await?.ok_or(ApiError::JobNotFound)?;
+            if state.engine.finished_before(&job, cursor).await? {
                 return Ok(sse::finished());
             }
             None

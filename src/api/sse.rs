@@ -1,5 +1,6 @@
 //! Server-Sent Events plumbing shared by every stream: the response
 //! headers, frame formatting, keep-alive comments and the resume cursor.
+//! Which routes stream is in [`super::streams`].
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -13,9 +14,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
-use super::{ApiError, ApiResult};
-use crate::model::Job;
-use crate::store::{Filter, Store};
+use super::error::{ApiError, ApiResult};
+use super::fields::whole_number;
 
 /// How long a browser waits before reconnecting, sent as `retry:`.
 pub const RETRY_MS: u64 = 2000;
@@ -59,6 +59,7 @@ pub struct KeepAlive {
 }
 
 impl KeepAlive {
+    /// Sends a comment whenever `inner` has been quiet for `every`.
     pub fn new(inner: Frames, every: Duration) -> Self {
         KeepAlive {
             inner,
@@ -119,28 +120,6 @@ pub fn finished() -> Response {
     response
 }
 
-/// True when a client resuming from `cursor` has nothing left to hear: the
-/// job is finished and no event follows the cursor.
-pub async fn finished_before(store: &Store, job: &Job, cursor: i64) -> ApiResult<bool> {
-    if !job.state.is_terminal() {
-        return Ok(false);
-    }
-    let rest = store
-        .events_after(job.id, cursor, 1, Filter::default())
-        .await?
-        .unwrap_or_default();
-    Ok(rest.is_empty())
-}
-
-/// A resume cursor no larger than the newest event id. A larger one would
-/// skip the job's next events (they get smaller ids) and its end.
-pub async fn clamp(store: &Store, cursor: Option<i64>) -> ApiResult<Option<i64>> {
-    match cursor {
-        Some(cursor) if cursor > 0 => Ok(Some(cursor.min(store.last_event_id().await?))),
-        other => Ok(other),
-    }
-}
-
 /// True when an `Accept` value names `text/event-stream` (in any case).
 pub fn accepts_event_stream(accept: &[u8]) -> bool {
     accept
@@ -159,24 +138,13 @@ pub fn wants_stream(headers: &HeaderMap) -> bool {
 /// `None` means the client gave no cursor.
 pub fn cursor(headers: &HeaderMap, after: Option<&str>) -> ApiResult<Option<i64>> {
     let bad = || ApiError::bad_request("Last-Event-ID and after must be non-negative integers.");
-    if let Some(value) = headers.get("last-event-id") {
-        let text = value.to_str().map_err(|_| bad())?.trim();
-        if !text.is_empty() {
-            return text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .map(Some)
-                .ok_or_else(bad);
-        }
-    }
-    match after.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(Some)
-            .ok_or_else(bad),
+    let last_event_id = match headers.get("last-event-id") {
+        Some(value) => Some(value.to_str().map_err(|_| bad())?),
+        None => None,
+    };
+    let last_event_id = whole_number(last_event_id, 0..=i64::MAX).map_err(|_| bad())?;
+    match last_event_id {
+        Some(id) => Ok(Some(id)),
+        None => whole_number(after, 0..=i64::MAX).map_err(|_| bad()),
     }
 }

@@ -3,13 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
 use super::StageError;
-use crate::model::{Job, JobRequest, Level, NewEvent, json_f64};
-use crate::store::{JobPatch, Store};
+use crate::engine::{Engine, JobPatch};
+use crate::model::{
+    EventKind, EventType, Job, JobRequest, Level, NewEvent, Payload, Progress, VideoMeta, round3,
+};
 
 /// Values stages of one job hand to later stages (the scene plan, audio
 /// files, ...), keyed by type.
@@ -22,7 +24,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// and moves it from stage to stage.
 pub struct StageContext {
     job: Job,
-    store: Store,
+    engine: Engine,
     token: CancellationToken,
     work_dir: PathBuf,
     stage: String,
@@ -32,10 +34,15 @@ pub struct StageContext {
 }
 
 impl StageContext {
-    pub(crate) fn new(job: Job, store: Store, token: CancellationToken, work_dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        job: Job,
+        engine: Engine,
+        token: CancellationToken,
+        work_dir: PathBuf,
+    ) -> Self {
         StageContext {
             job,
-            store,
+            engine,
             token,
             work_dir,
             stage: String::new(),
@@ -52,14 +59,17 @@ impl StageContext {
         self.job.progress = self.job.progress.max(range.0);
     }
 
+    /// The job as it was when its run started.
     pub fn job(&self) -> &Job {
         &self.job
     }
 
+    /// The job's id.
     pub fn job_id(&self) -> Uuid {
         self.job.id
     }
 
+    /// What the client asked for.
     pub fn request(&self) -> &JobRequest {
         &self.job.request
     }
@@ -74,6 +84,7 @@ impl StageContext {
         &self.work_dir
     }
 
+    /// Values earlier stages of this run left for later ones.
     pub fn scratch(&mut self) -> &mut Scratch {
         &mut self.scratch
     }
@@ -98,8 +109,12 @@ impl StageContext {
     }
 
     async fn append(&self, event: NewEvent, patch: JobPatch) -> Result<(), StageError> {
-        self.store
-            .append(self.job.id, vec![event], patch)
+        self.engine
+            .append(
+                self.job.id,
+                vec![event.with_stage(self.stage.clone())],
+                patch,
+            )
             .await
             .map(drop)
             .map_err(|err| {
@@ -108,28 +123,43 @@ impl StageContext {
             })
     }
 
-    /// Records a message of this stage.
+    /// Records a message of this stage, with optional data that no dialect
+    /// interprets (it is shown as the event's payload).
     pub async fn log(
         &mut self,
         level: Level,
         message: impl Into<String>,
         payload: Option<Value>,
     ) -> Result<(), StageError> {
-        let mut event = NewEvent::log(level, message).with_stage(self.stage.clone());
+        let mut event = NewEvent::log(level, message);
         event.payload = payload;
         self.append(event, JobPatch::default()).await
     }
 
+    /// Records an info message.
     pub async fn info(&mut self, message: impl Into<String>) -> Result<(), StageError> {
         self.log(Level::Info, message, None).await
     }
 
+    /// Records a success message.
     pub async fn success(&mut self, message: impl Into<String>) -> Result<(), StageError> {
         self.log(Level::Success, message, None).await
     }
 
+    /// Records a warning: something went less well than asked.
     pub async fn warn(&mut self, message: impl Into<String>) -> Result<(), StageError> {
         self.log(Level::Warning, message, None).await
+    }
+
+    /// Records an info message that marks a step of the stage (`kind`), so
+    /// that progress views can follow the step without reading the text.
+    pub async fn mark(
+        &mut self,
+        kind: EventKind,
+        message: impl Into<String>,
+    ) -> Result<(), StageError> {
+        let event = NewEvent::log(Level::Info, message).with_kind(kind);
+        self.append(event, JobPatch::default()).await
     }
 
     /// Reports progress within the stage, `fraction` from 0 to 1. Sent as a
@@ -151,12 +181,12 @@ impl StageContext {
         }
         self.last_progress = Some(Instant::now());
         self.job.progress = percent;
-        let mut payload = Map::new();
-        payload.insert("progress".into(), json_f64(f64::from(percent) / 100.0));
+        let payload = Progress {
+            progress: round3(f64::from(percent) / 100.0),
+        };
         let event = NewEvent::log(Level::Info, message)
-            .with_type("progress")
-            .with_stage(self.stage.clone())
-            .with_payload(Value::Object(payload));
+            .with_type(EventType::Progress)
+            .with_payload(serde_json::to_value(payload).unwrap_or(Value::Null));
         let patch = JobPatch {
             progress: Some(percent),
             ..JobPatch::default()
@@ -164,41 +194,18 @@ impl StageContext {
         self.append(event, patch).await
     }
 
-    /// Emits structured stage data (seed 001's rich kinds: `results`,
-    /// `score`, `cost_estimate`, `music`, `asset`, `review`, ...). With
-    /// `data_key`, the job row keeps `value` under that key as well, so
-    /// snapshots include it.
-    pub async fn emit(
-        &mut self,
-        kind: &str,
-        message: impl Into<String>,
-        fields: Map<String, Value>,
-        data_key: Option<(&str, Value)>,
-    ) -> Result<(), StageError> {
-        let event = NewEvent::log(Level::Info, message)
-            .with_stage(self.stage.clone())
-            .with_kind(kind)
-            .with_payload(Value::Object(fields));
-        let patch = JobPatch {
-            data: data_key.map(|(key, value)| (key.to_string(), value)),
-            ..JobPatch::default()
-        };
-        self.append(event, patch).await
-    }
-
-    /// Keeps `value` in the job's rich data under `key`, with a log event
-    /// that carries it, so the row never changes without an event.
-    pub async fn set_data(
+    /// Records typed stage data (seed 001's rich kinds: `results`, `score`,
+    /// `cost_estimate`, `music`, `asset`, `review`, ...). Payloads that the
+    /// job row keeps are kept in the same commit, so the row never changes
+    /// without an event.
+    pub async fn emit<P: Payload>(
         &mut self,
         message: impl Into<String>,
-        key: &str,
-        value: Value,
+        payload: &P,
     ) -> Result<(), StageError> {
-        let event = NewEvent::log(Level::Info, message)
-            .with_stage(self.stage.clone())
-            .with_payload(value.clone());
+        let event = NewEvent::typed(Level::Info, message, payload);
         let patch = JobPatch {
-            data: Some((key.to_string(), value)),
+            data: payload.kept(),
             ..JobPatch::default()
         };
         self.append(event, patch).await
@@ -209,11 +216,9 @@ impl StageContext {
         &mut self,
         message: impl Into<String>,
         path: String,
-        metadata: Value,
+        metadata: VideoMeta,
     ) -> Result<(), StageError> {
-        let event = NewEvent::log(Level::Success, message)
-            .with_stage(self.stage.clone())
-            .with_payload(metadata.clone());
+        let event = NewEvent::typed(Level::Success, message, &metadata);
         let patch = JobPatch {
             result: Some((path, metadata)),
             ..JobPatch::default()

@@ -11,28 +11,36 @@ pub mod media;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 
 pub use context::{Scratch, StageContext};
 
-use crate::model::StageRecord;
+use crate::model::{StageRecord, Stages};
+use crate::tools::ToolError;
 
 /// How a stage ended when it did not fail.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageOutcome {
-    /// Finished; `detail` is a short human summary ("5 key facts").
-    Done { detail: String },
-    /// Not needed for this job; `reason` says why.
-    Skipped { reason: String },
+    /// Finished.
+    Done {
+        /// A short human summary ("5 key facts").
+        detail: String,
+    },
+    /// Not needed for this job.
+    Skipped {
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl StageOutcome {
+    /// Finished, with a short summary.
     pub fn done(detail: impl Into<String>) -> Self {
         StageOutcome::Done {
             detail: detail.into(),
         }
     }
 
+    /// Not needed, and why.
     pub fn skipped(reason: impl Into<String>) -> Self {
         StageOutcome::Skipped {
             reason: reason.into(),
@@ -52,11 +60,22 @@ pub enum StageError {
 }
 
 impl StageError {
+    /// A failure with `message`.
     pub fn failed(message: impl Into<String>) -> Self {
         StageError::Failed(message.into())
     }
 }
 
+impl From<ToolError> for StageError {
+    fn from(err: ToolError) -> Self {
+        match err {
+            ToolError::Cancelled => StageError::Cancelled,
+            ToolError::Failed(message) => StageError::Failed(message),
+        }
+    }
+}
+
+/// What a stage's `run` returns.
 pub type StageResult = Result<StageOutcome, StageError>;
 
 /// One step of a pipeline.
@@ -74,6 +93,7 @@ pub trait Stage: Send + Sync {
 /// A stage and the share of job progress it owns.
 #[derive(Clone)]
 pub struct StageSlot {
+    /// The stage.
     pub stage: Arc<dyn Stage>,
     /// Progress percent at the start and end of the stage.
     pub range: (u8, u8),
@@ -114,19 +134,20 @@ impl Pipeline {
         Pipeline::with_ranges(slots)
     }
 
+    /// The stages in order, with their progress ranges.
     pub fn slots(&self) -> &[StageSlot] {
         &self.slots
     }
 
     /// The stage map of a new job: every stage pending, in order.
-    pub fn initial_stages(&self) -> Map<String, Value> {
-        let pending = serde_json::to_value(StageRecord::pending()).unwrap_or(Value::Null);
+    pub fn initial_stages(&self) -> Stages {
         self.slots
             .iter()
-            .map(|slot| (slot.stage.name().to_string(), pending.clone()))
+            .map(|slot| (slot.stage.name().to_string(), StageRecord::pending()))
             .collect()
     }
 
+    /// True for a pipeline with no stages, which cannot run a job.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }

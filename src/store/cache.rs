@@ -61,29 +61,35 @@ impl Drop for Load<'_> {
 
 /// Result of a cache read.
 pub enum Lookup {
+    /// The log is in memory; these are the events asked for.
     Hit(Vec<Arc<Event>>),
+    /// The log is not in memory.
     Miss,
 }
 
 /// Optional filters of a log read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter<'a> {
+    /// Only events of these levels.
     pub levels: Option<&'a [Level]>,
 }
 
 impl Filter<'_> {
-    fn accepts(&self, event: &Event) -> bool {
+    /// True when `event` passes the filter.
+    pub fn accepts(&self, event: &Event) -> bool {
         self.levels
             .is_none_or(|levels| levels.contains(&event.level))
     }
 }
 
+/// The logs of recently used jobs, evicted least recently used first.
 pub struct LogCache {
     inner: Mutex<Inner>,
     capacity: usize,
 }
 
 impl LogCache {
+    /// A cache of at most about `capacity` events.
     pub fn new(capacity: usize) -> Self {
         LogCache {
             inner: Mutex::new(Inner {
@@ -265,17 +271,13 @@ impl LogCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NewEvent;
 
     fn ev(id: i64, job: Uuid) -> Arc<Event> {
-        Arc::new(Event::new(
+        Arc::new(Event::committed(
             id,
             job,
-            "log".into(),
-            Level::Info,
-            format!("event {id}"),
-            None,
-            None,
-            None,
+            NewEvent::log(Level::Info, format!("event {id}")),
             0.0,
         ))
     }

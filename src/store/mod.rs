@@ -1,10 +1,14 @@
 //! Jobs and events in SQLite: the one source of truth.
 //!
 //! Reads go through a small pool of read-only connections; every write goes
-//! through the single writer task in [`writer`]. Event logs are served from
-//! [`cache`] once loaded. Nothing in here knows about HTTP.
+//! through the single writer task in [`writer`], whose job SQL lives in
+//! [`jobs`]. Event logs are served from [`cache`] once loaded. Nothing in
+//! here knows about HTTP, and nothing in here decides policy such as when
+//! a job is retried.
 
 mod cache;
+mod inserts;
+mod jobs;
 mod rows;
 mod writer;
 
@@ -20,48 +24,59 @@ use uuid::Uuid;
 
 pub use cache::Filter;
 use cache::{LogCache, Lookup};
-use rows::{event_from_row, job_by_id, job_from_row, select_jobs};
-pub use writer::{
-    CancelOutcome, FAILED_AFTER_CRASH, JobPatch, NewJob, REQUEUED_AFTER_CRASH, Recovery, Stamp,
-};
-use writer::{Done, Op, Output, Request, Sinks};
+pub use jobs::{CancelOutcome, JobPatch, NewJob, Stamp};
+use rows::{job_by_id, job_from_row, select_jobs};
+use writer::{Op, Sinks};
 
 use crate::hub::Hub;
-use crate::model::{Event, Job, NewEvent};
+use crate::model::{Event, Job, JobState, NewEvent};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How many requests may wait for the writer before callers wait too.
 const WRITER_QUEUE: usize = 8192;
 
+/// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite refused or failed.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// A migration could not run.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database's folder could not be made.
     #[error("could not create the database folder: {0}")]
     Folder(#[from] std::io::Error),
+    /// No job has that id.
     #[error("job not found")]
     NotFound,
+    /// The job is terminal; nothing may be added to it.
     #[error("job has already finished")]
     Finished,
+    /// The batch the request was in did not commit.
     #[error("the transaction could not be committed")]
     CommitFailed,
+    /// The writer has stopped.
     #[error("the store is shut down")]
     Closed,
+    /// A value could not be turned into JSON.
     #[error("could not encode a value for storage")]
     Encode,
+    /// A stored value does not read back.
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
 }
 
+/// The store's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A page of jobs, newest first.
 #[derive(Debug, Clone)]
 pub struct JobPage {
+    /// The jobs on this page.
     pub jobs: Vec<Job>,
+    /// Jobs in all.
     pub total: u64,
 }
 
@@ -69,7 +84,7 @@ pub struct JobPage {
 #[derive(Clone)]
 pub struct Store {
     read: SqlitePool,
-    writer: mpsc::Sender<Request>,
+    writer: mpsc::Sender<Op>,
     cache: Arc<LogCache>,
 }
 
@@ -112,10 +127,11 @@ impl Store {
         })
     }
 
-    async fn write(&self, op: Op) -> Result<Done> {
+    /// Sends `op` to the writer and waits for its answer.
+    async fn write<T>(&self, op: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(Request { op, reply })
+            .send(op(reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -123,18 +139,12 @@ impl Store {
 
     /// Inserts a queued job and its first event.
     pub async fn create_job(&self, job: NewJob) -> Result<Job> {
-        match self.write(Op::Create(Box::new(job))).await?.output {
-            Output::Job(Some(job)) => Ok(*job),
-            _ => Err(StoreError::NotFound),
-        }
+        self.write(|reply| Op::Create(Box::new(job), reply)).await
     }
 
     /// Moves the oldest queued job to `running`, atomically.
     pub async fn claim_next(&self) -> Result<Option<Job>> {
-        match self.write(Op::Claim).await?.output {
-            Output::Job(job) => Ok(job.map(|job| *job)),
-            _ => Ok(None),
-        }
+        self.write(Op::Claim).await
     }
 
     /// Commits events and a change to their job in one step, and returns the
@@ -146,37 +156,35 @@ impl Store {
         events: Vec<NewEvent>,
         patch: JobPatch,
     ) -> Result<Vec<Arc<Event>>> {
-        let op = if patch.is_empty() {
-            Op::Events { job, events }
-        } else {
-            Op::Append {
-                job,
-                events,
-                patch: Box::new(patch),
-            }
-        };
-        Ok(self.write(op).await?.events)
+        let patch = (!patch.is_empty()).then(|| Box::new(patch));
+        self.write(|reply| Op::Append {
+            job,
+            events,
+            patch,
+            reply,
+        })
+        .await
     }
 
     /// Records a cancel request. `None` when there is no such job.
     pub async fn request_cancel(&self, job: Uuid) -> Result<Option<CancelOutcome>> {
-        match self.write(Op::Cancel(job)).await?.output {
-            Output::Cancel(outcome) => Ok(outcome),
-            _ => Ok(None),
-        }
+        self.write(|reply| Op::Cancel(job, reply)).await
     }
 
-    /// Requeues (once) or fails jobs that a crash left `running`.
-    pub async fn recover_interrupted(&self) -> Result<Recovery> {
-        match self.write(Op::Recover).await?.output {
-            Output::Recovered(recovery) => Ok(recovery),
-            _ => Ok(Recovery::default()),
-        }
-    }
-
+    /// One job.
     pub async fn job(&self, id: Uuid) -> Result<Option<Job>> {
         let mut conn = self.read.acquire().await?;
         job_by_id(&mut conn, id).await
+    }
+
+    /// Every job in `state`, oldest first.
+    pub async fn jobs_in_state(&self, state: JobState) -> Result<Vec<Job>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query(select_jobs!("WHERE state = ? ORDER BY seq"))
+            .bind(state.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(job_from_row).collect()
     }
 
     /// The job and the id of the last event its row reflects, read in one
@@ -220,45 +228,22 @@ impl Store {
             // No such job: dropping the load gives the slot up.
             return Ok(None);
         }
-        let events = rows::events_of_job(&mut conn, job).await?;
+        let events = rows::events_of_job(&mut conn, job, 0).await?;
         self.cache.finish_load(load, events);
         match self.cache.read(job, after, limit, filter) {
             Lookup::Hit(events) => Ok(Some(events)),
             // Evicted between load and read: a cache smaller than one log.
-            Lookup::Miss => self
-                .events_from_db(job, after, limit, filter)
-                .await
-                .map(Some),
-        }
-    }
-
-    async fn events_from_db(
-        &self,
-        job: Uuid,
-        after: i64,
-        limit: usize,
-        filter: Filter<'_>,
-    ) -> Result<Vec<Arc<Event>>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT id, job_id, type, level, message, stage, kind, payload, timestamp \
-             FROM events WHERE job_id = ? AND id > ? ORDER BY id",
-        )
-        .bind(job.to_string())
-        .bind(after)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let event = event_from_row(row)?;
-            if filter.levels.is_none_or(|l| l.contains(&event.level)) {
-                out.push(Arc::new(event));
-                if out.len() == limit {
-                    break;
-                }
+            Lookup::Miss => {
+                let events = rows::events_of_job(&mut conn, job, after).await?;
+                Ok(Some(
+                    events
+                        .into_iter()
+                        .filter(|e| filter.accepts(e))
+                        .take(limit)
+                        .collect(),
+                ))
             }
         }
-        Ok(out)
     }
 
     /// The id of the newest event of any job (0 for an empty log).

@@ -175,12 +175,7 @@ async fn a_server_without_stages_fails_jobs_with_a_clear_message() {
 
 #[tokio::test]
 async fn rich_stage_data_is_kept_on_the_job() {
-    let server = TestServer::start(pipeline(vec![Arc::new(Rich {
-        name: "research",
-        kind: "results",
-        data_key: "researchData",
-    })]))
-    .await;
+    let server = TestServer::start(pipeline(vec![Arc::new(Rich::Research)])).await;
     let id = server.submit("Rich").await;
     server
         .wait_state(&id, "completed", Duration::from_secs(5))
@@ -197,8 +192,8 @@ async fn rich_stage_data_is_kept_on_the_job() {
         let state = state.clone();
         let id = uuid::Uuid::parse_str(&id).unwrap();
         async move {
-            let job = state.store.job(id).await.unwrap().unwrap();
-            job.data.get("researchData").is_some()
+            let job = state.engine.job(id).await.unwrap().unwrap();
+            job.data.research_data.is_some()
         }
     })
     .await;
@@ -226,7 +221,7 @@ async fn a_panicking_stage_fails_its_job_instead_of_leaving_it_running() {
         "{job}"
     );
     assert!(job["currentStage"].is_null());
-    assert_eq!(server.state.worker.running(), 0);
+    assert_eq!(server.state.engine.stats().running, 0);
     // The worker goes on with the next job.
     let next = server.submit("After the panic").await;
     server

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reelay::model::{Research, Review, VideoMeta};
 use reelay::pipeline::{Pipeline, Stage, StageContext, StageError, StageOutcome, StageResult};
-use serde_json::{Map, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
 /// Emits `count` log events, reporting progress as it goes.
@@ -60,29 +61,40 @@ impl Stage for Bulk {
     }
 }
 
-/// Emits one piece of rich stage data, then finishes.
-pub struct Rich {
-    pub name: &'static str,
-    pub kind: &'static str,
-    pub data_key: &'static str,
+/// Emits one piece of rich stage data that the job row keeps, then
+/// finishes: research results from a `research` stage, or a review from a
+/// `critic` stage.
+pub enum Rich {
+    Research,
+    Review,
 }
 
 #[async_trait]
 impl Stage for Rich {
     fn name(&self) -> &str {
-        self.name
+        match self {
+            Rich::Research => "research",
+            Rich::Review => "critic",
+        }
     }
 
     async fn run(&self, ctx: &mut StageContext) -> StageResult {
-        let mut fields = Map::new();
-        fields.insert("summary".into(), json!("test data"));
-        ctx.emit(
-            self.kind,
-            "rich data",
-            fields,
-            Some((self.data_key, json!({ "summary": "test data" }))),
-        )
-        .await?;
+        match self {
+            Rich::Research => {
+                let research = Research {
+                    summary: "test data".into(),
+                    ..Research::default()
+                };
+                ctx.emit("rich data", &research).await?;
+            }
+            Rich::Review => {
+                let review = Review {
+                    strengths: vec!["test data".into()],
+                    ..Review::default()
+                };
+                ctx.emit("rich data", &review).await?;
+            }
+        }
         Ok(StageOutcome::done("rich"))
     }
 }
@@ -219,7 +231,14 @@ impl Stage for FileResult {
         ctx.set_result(
             "written",
             path.display().to_string(),
-            json!({ "duration": 2.5, "width": 360, "height": 640, "fps": 30.0, "size": self.size }),
+            VideoMeta {
+                duration: Some(2.5),
+                width: Some(360),
+                height: Some(640),
+                fps: Some(30.0),
+                size: Some(self.size as u64),
+                ..VideoMeta::default()
+            },
         )
         .await?;
         Ok(StageOutcome::done("file written"))

@@ -32,11 +32,7 @@ fn gated() -> (reelay::pipeline::Pipeline, Arc<tokio::sync::Semaphore>) {
             count: 2,
         }),
         Arc::new(gate),
-        Arc::new(Rich {
-            name: "critic",
-            kind: "review",
-            data_key: "criticReview",
-        }),
+        Arc::new(Rich::Review),
     ]);
     (p, release)
 }
@@ -97,7 +93,7 @@ async fn openreels_stream_follows_a_running_job_with_snapshot_stages_and_complet
     assert_eq!(complete["stage"], "director");
     assert_eq!(complete["detail"], "released");
     assert!(complete["durationSec"].is_number());
-    assert_eq!(data(&rest[2])["summary"], "test data");
+    assert_eq!(data(&rest[2])["strengths"][0], "test data");
     assert_eq!(data(rest.last().unwrap()), json!({}));
     let ids: Vec<i64> = rest.iter().map(id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
@@ -419,7 +415,7 @@ async fn a_slow_reader_still_receives_thousands_of_events_in_order() {
     assert!(stored.len() > 4000);
     assert_eq!(received, stored);
     assert!(
-        server.state.hub.catch_ups() > 0,
+        server.state.engine.stats().catch_ups > 0,
         "the reader never fell behind; the test proves nothing"
     );
 }
@@ -443,10 +439,10 @@ async fn two_hundred_subscribers_all_receive_the_complete_sequence() {
     for _ in 0..200 {
         streams.push(sse::open(&server.client, &url, None).await);
     }
-    let hub = server.state.hub.clone();
+    let hub = server.state.engine.clone();
     eventually(LONG, "200 subscriptions", || {
         let hub = hub.clone();
-        async move { hub.subscriber_count() >= 200 }
+        async move { hub.stats().subscribers >= 200 }
     })
     .await;
     release.add_permits(1);
@@ -457,7 +453,7 @@ async fn two_hundred_subscribers_all_receive_the_complete_sequence() {
     }
     eventually(LONG, "subscriptions released", || {
         let hub = hub.clone();
-        async move { hub.subscriber_count() == 0 }
+        async move { hub.stats().subscribers == 0 }
     })
     .await;
 }
@@ -470,8 +466,8 @@ async fn a_client_that_disconnects_releases_its_subscription_at_once() {
     server
         .wait_job(&job, LONG, |j| j["currentStage"] == "director")
         .await;
-    let hub = server.state.hub.clone();
-    assert_eq!(hub.subscriber_count(), 0);
+    let hub = server.state.engine.clone();
+    assert_eq!(hub.stats().subscribers, 0);
     let mut streams = Vec::new();
     for path in [
         format!("/api/v1/jobs/{job}/events"),
@@ -483,13 +479,13 @@ async fn a_client_that_disconnects_releases_its_subscription_at_once() {
         s.next(LONG).await.expect("a first event");
         streams.push(s);
     }
-    assert_eq!(hub.subscriber_count(), 4);
+    assert_eq!(hub.stats().subscribers, 4);
     let (_, health) = server.get("/health").await;
     assert_eq!(health["subscribers"], 4);
     drop(streams);
     eventually(Duration::from_secs(2), "released subscriptions", || {
         let hub = hub.clone();
-        async move { hub.subscriber_count() == 0 }
+        async move { hub.stats().subscribers == 0 }
     })
     .await;
 }

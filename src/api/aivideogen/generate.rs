@@ -14,11 +14,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::fields::{Loose, text};
-use crate::api::{ApiError, ApiResult, Dialect, submit};
-use crate::feed::Feed;
-use crate::model::{Job, JobRequest, JobState};
-use crate::store::Filter;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::fields::Loose;
+use crate::model::{Asset, EventKind, Field, Invalid, Job, JobRequest, JobState, VisualType};
+
+/// Slides when the body names no number.
+const DEFAULT_SLIDES: u32 = 5;
 
 /// The body AI-Video-Gen's front end sends.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -35,73 +36,99 @@ pub struct AvgBody {
 }
 
 impl AvgBody {
-    fn into_request(self) -> ApiResult<JobRequest> {
-        let subject = text(self.topic).ok_or_else(|| ApiError::validation("topic is required."))?;
+    /// The request in the engine's terms; the engine checks the limits.
+    fn into_request(self) -> Result<JobRequest, Invalid> {
         let slides = match &self.num_slides {
-            Some(n) => n.as_u32("num_slides", 1, 20)?,
-            None => 5,
+            Some(n) => n.as_u32(Field::SceneCount)?,
+            None => DEFAULT_SLIDES,
         };
         Ok(JobRequest {
-            subject,
-            paragraph_number: Some(slides),
-            language: text(self.language),
-            tone: text(self.tone),
+            subject: self.topic.unwrap_or_default(),
+            scene_count: Some(slides),
+            language: self.language,
+            tone: self.tone,
             dialect: Some("aivideogen".into()),
             ..JobRequest::default()
         })
     }
 }
 
+/// One scene as a slide.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Slide {
+    /// From 1.
     pub slide_number: usize,
+    /// The scene's key line.
     pub title: String,
+    /// The scene's narration.
     pub content_text: String,
     /// True when the scene shows footage rather than a generated card.
     pub needs_image: bool,
+    /// The scene's visual query.
     pub image_keyword: String,
+    /// Always false: scenes are not animated.
     pub needs_animation: bool,
+    /// Always empty.
     pub animation_description: String,
     /// Seconds of narration.
     pub duration: f64,
 }
 
+/// The slides of the presentation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ContentData {
+    /// The topic.
     pub topic: String,
+    /// How many slides.
     pub total_slides: usize,
+    /// One per scene.
     pub slides: Vec<Slide>,
 }
 
+/// When one slide's narration is spoken.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SlideScript {
+    /// From 1.
     pub slide_number: usize,
     /// Seconds from the start of the video, measured from the narration.
     pub start_time: f64,
+    /// When its speech ends.
     pub end_time: f64,
+    /// What is spoken.
     pub narration_text: String,
 }
 
+/// The narration's timeline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScriptData {
+    /// The topic.
     pub topic: String,
+    /// Length of the video, in seconds.
     pub total_duration: f64,
+    /// The narration's language.
     pub language: String,
+    /// One per slide.
     pub slide_scripts: Vec<SlideScript>,
 }
 
 /// The original's answer, one slide per scene.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AvgReply {
+    /// Always `success`.
     pub status: &'static str,
+    /// `Presentation video generated successfully`.
     pub message: &'static str,
+    /// The slides.
     pub content_data: ContentData,
+    /// The narration.
     pub script_data: ScriptData,
     /// The MP4 on the server.
     pub video_path: String,
     /// `<job id>.mp4`, for `GET /api/video/{filename}`.
     pub video_filename: String,
+    /// The job.
     pub job_id: String,
+    /// The seed 002 slug of the topic.
     pub generation_id: String,
 }
 
@@ -110,75 +137,56 @@ pub fn video_filename(job: &Job) -> String {
     format!("{}.mp4", job.id)
 }
 
+/// The original's answer, built from the job's plan, its narration
+/// timeline and the visual each scene got.
 async fn reply(state: &AppState, job: &Job) -> ApiResult<AvgReply> {
-    let empty = Vec::new();
-    let scenes = job
-        .data
-        .get("score")
-        .and_then(|s| s["scenes"].as_array())
-        .unwrap_or(&empty);
-    let timing = job
-        .data
-        .get("narration")
-        .and_then(|n| n["scenes"].as_array())
-        .unwrap_or(&empty);
-    let mut visual_types = HashMap::new();
-    for event in state
-        .store
-        .events_after(job.id, 0, usize::MAX, Filter::default())
+    let events = state
+        .engine
+        .events(job.id, 0, usize::MAX, None)
         .await?
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let visual_types: HashMap<usize, VisualType> = events
         .iter()
-        .filter(|e| e.kind.as_deref() == Some("asset"))
-    {
-        if let Some(p) = &event.payload {
-            visual_types.insert(
-                p["sceneIndex"].as_u64().unwrap_or(0),
-                p["visualType"].as_str().unwrap_or("").to_string(),
-            );
-        }
-    }
-    let number = |v: &Value| v.as_f64().unwrap_or(0.0);
-    let slides = scenes
+        .filter(|e| e.kind == Some(EventKind::Asset))
+        .filter_map(|e| e.decode::<Asset>())
+        .map(|asset| (asset.scene_index, asset.visual_type))
+        .collect();
+    let plan = job.data.score.clone().unwrap_or_default();
+    let timeline = job.data.narration.clone().unwrap_or_default();
+    let slides = plan
+        .scenes
         .iter()
         .enumerate()
         .map(|(i, scene)| Slide {
             slide_number: i + 1,
-            title: scene["key_line"].as_str().unwrap_or_default().to_string(),
-            content_text: scene["narration"].as_str().unwrap_or_default().to_string(),
+            title: scene.key_line.clone(),
+            content_text: scene.narration.clone(),
             needs_image: visual_types
-                .get(&(i as u64))
-                .is_some_and(|t| t != "title_card"),
-            image_keyword: scene["visual_query"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+                .get(&i)
+                .is_some_and(|t| *t != VisualType::TitleCard),
+            image_keyword: scene.visual_query.clone(),
             needs_animation: false,
             animation_description: String::new(),
-            duration: timing.get(i).map(|t| number(&t["duration"])).unwrap_or(0.0),
+            duration: timeline.scenes.get(i).map_or(0.0, |t| t.duration),
         })
         .collect::<Vec<_>>();
-    let slide_scripts = timing
+    let slide_scripts = timeline
+        .scenes
         .iter()
         .enumerate()
         .map(|(i, t)| SlideScript {
             slide_number: i + 1,
-            start_time: number(&t["start"]),
-            end_time: number(&t["end"]),
-            narration_text: t["text"].as_str().unwrap_or_default().to_string(),
+            start_time: t.start,
+            end_time: t.end,
+            narration_text: t.text.clone(),
         })
         .collect();
     let topic = job.request.subject.clone();
     let total_duration = job
         .result
         .as_ref()
-        .and_then(|r| r["duration"].as_f64())
-        .or_else(|| {
-            job.data
-                .get("narration")
-                .and_then(|n| n["total_duration"].as_f64())
-        })
-        .unwrap_or(0.0);
+        .and_then(|r| r.duration)
+        .unwrap_or(timeline.total_duration);
     Ok(AvgReply {
         status: "success",
         message: "Presentation video generated successfully",
@@ -206,48 +214,32 @@ async fn reply(state: &AppState, job: &Job) -> ApiResult<AvgReply> {
 
 /// Queues the job and answers when it has ended.
 pub async fn generate_and_wait(state: &AppState, body: Value) -> ApiResult<Json<AvgReply>> {
-    let in_dialect = |err: ApiError| err.in_dialect(Dialect::Detail);
     let body: AvgBody = serde_json::from_value(body)
-        .map_err(|err| in_dialect(ApiError::validation(format!("Invalid request body: {err}"))))?;
-    let job = submit(state, body.into_request().map_err(in_dialect)?)
-        .await
-        .map_err(in_dialect)?;
+        .map_err(|err| ApiError::Validation(format!("Invalid request body: {err}")))?;
+    let job = state.engine.submit(body.into_request()?).await?;
     // Follow the log to its terminal event; the feed subscribes first, so
     // an end that comes quickly is not missed.
-    let mut feed = Feed::new(&state.hub, state.store.clone(), job.id, 0);
+    let mut feed = state.engine.follow(job.id, 0);
     loop {
         match feed.next().await {
             Some(event) if event.is_terminal() => break,
             Some(_) => continue,
-            None => {
-                return Err(in_dialect(ApiError::Unavailable));
-            }
+            None => return Err(ApiError::Unavailable),
         }
     }
     let job = state
-        .store
+        .engine
         .job(job.id)
-        .await
-        .map_err(|e| in_dialect(e.into()))?
-        .ok_or_else(|| in_dialect(ApiError::JobNotFound))?;
+        .await?
+        .ok_or(ApiError::JobNotFound)?;
     match job.state {
-        JobState::Completed => reply(state, &job).await.map(Json).map_err(in_dialect),
+        JobState::Completed => Ok(Json(reply(state, &job).await?)),
         _ => {
             let why = job
                 .error_message
                 .clone()
                 .unwrap_or_else(|| "Job cancelled.".into());
-            Err(in_dialect(ApiError::Failed(format!("Error: {why}"))))
+            Err(ApiError::Failed(format!("Error: {why}")))
         }
     }
-}
-
-/// `/api/generate` takes either body; this names both for the OpenAPI
-/// document.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum GenerateRequest {
-    MoneyPrinter(Box<crate::api::moneyprinter::GenerateBody>),
-    AiVideoGen(AvgBody),
 }

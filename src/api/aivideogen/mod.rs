@@ -1,51 +1,50 @@
-//! The AI-Video-Gen dialect (seed 002): the progress stream
-//! `GET /api/progress/:generation_id` and the status route
-//! `GET /api/status/:generation_id`.
-//!
-//! The seed's clients open the progress stream before they submit, and they
-//! know a job only by its generation id (the slug of its topic). So the
-//! stream waits for the id to appear, follows the newest job with that
-//! slug, and keeps an old finished job with the same slug from answering
-//! for the new one during a short grace period.
+//! The AI-Video-Gen dialect (seed 002): the [`progress`] stream, the status
+//! route, the video by name, and the waiting [`generate`] that its front
+//! end posts to `/api/generate`. Statuses come from the [`projector`].
 
 pub mod generate;
-pub mod status;
-
-use std::sync::Arc;
-use std::time::Duration;
+pub mod progress;
+pub mod projector;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::stream;
-use tokio::sync::broadcast;
-use tokio::time::{Instant, sleep_until};
 use uuid::Uuid;
 
-use super::error::DetailBody;
-use super::{ApiError, ApiResult, sse};
+use super::error::{
+    ApiError, ApiResult, DetailBody, Dialect, Style, snake_case_name, with_dialect,
+};
+use super::streams::AIVIDEOGEN_PROGRESS;
+use super::video;
 use crate::AppState;
-use crate::feed::Feed;
-use crate::hub::JobCreated;
-use crate::model::Job;
-use crate::store::Filter;
-pub use status::{Projector, Status};
+use crate::model::{Field, Job, JobState};
+use projector::{Projector, Status};
 
-/// Seconds between repeats of the current status.
-const HEARTBEAT: Duration = Duration::from_secs(2);
-/// How long a stream waits for a new job before it reports an old finished
-/// job with the same generation id.
-const GRACE: Duration = Duration::from_secs(5);
+/// AI-Video-Gen's errors: FastAPI's `{"detail":...}`, with its front end's
+/// field names.
+pub const DIALECT: Dialect = Dialect {
+    style: Style::Detail,
+    field_name,
+};
 
+/// AI-Video-Gen's name for a request field.
+fn field_name(field: Field) -> &'static str {
+    match field {
+        Field::Subject => "topic",
+        Field::SceneCount => "num_slides",
+        other => snake_case_name(other),
+    }
+}
+
+/// The progress stream, the status route and the video route.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/progress/{generation_id}", get(progress))
+    let routes = Router::new()
+        .route(AIVIDEOGEN_PROGRESS.path, get(progress::progress))
         .route("/api/status/{generation_id}", get(status_of))
-        .route("/api/video/{filename}", get(video))
+        .route("/api/video/{filename}", get(video_file));
+    with_dialect(routes, DIALECT)
 }
 
 /// The job a generation id (or a job id) names, if it names one yet. A
@@ -57,11 +56,11 @@ async fn resolve(
     connected_at: Option<DateTime<Utc>>,
 ) -> ApiResult<Option<Job>> {
     if let Ok(id) = Uuid::parse_str(target)
-        && let Some(job) = state.store.job(id).await?
+        && let Some(job) = state.engine.job(id).await?
     {
         return Ok(Some(job));
     }
-    let Some(job) = state.store.newest_by_generation(target).await? else {
+    let Some(job) = state.engine.newest_by_generation(target).await? else {
         return Ok(None);
     };
     let stale = job.state.is_terminal()
@@ -69,187 +68,14 @@ async fn resolve(
     Ok((!stale).then_some(job))
 }
 
-enum Phase {
-    Connect,
-    Resolve,
-    Waiting(broadcast::Receiver<JobCreated>),
-    Following(Box<Feed>, Projector),
-    Done(u8),
-    Over,
-}
-
-struct Progress {
-    state: AppState,
-    target: Arc<str>,
-    connected_at: DateTime<Utc>,
-    grace_until: Instant,
-    deadline: Instant,
-    heartbeat: Instant,
-    cursor: Option<i64>,
-    created: Option<broadcast::Receiver<JobCreated>>,
-    last: Status,
-    phase: Phase,
-}
-
-fn message(id: Option<i64>, status: &Status) -> Bytes {
-    sse::frame(id, None, &status.json())
-}
-
-impl Progress {
-    fn send(&mut self, id: Option<i64>, status: Status) -> Option<Bytes> {
-        self.heartbeat = Instant::now() + HEARTBEAT;
-        let bytes = message(id, &status);
-        self.last = status;
-        Some(bytes)
-    }
-
-    async fn find(&self) -> Option<Job> {
-        let connected = (Instant::now() < self.grace_until).then_some(self.connected_at);
-        // A store error is retried at the next heartbeat.
-        resolve(&self.state, &self.target, connected)
-            .await
-            .unwrap_or_default()
-    }
-
-    fn follow(&mut self, job: Job) {
-        let feed = Feed::new(
-            &self.state.hub,
-            self.state.store.clone(),
-            job.id,
-            self.cursor.unwrap_or(0),
-        );
-        let projector = match self.cursor {
-            Some(_) => Projector::from_job(&job),
-            None => Projector::default(),
-        };
-        self.created = None;
-        self.phase = Phase::Following(Box::new(feed), projector);
-    }
-
-    /// The next message, or `None` when the stream is over.
-    async fn next(&mut self) -> Option<Bytes> {
-        loop {
-            match &mut self.phase {
-                Phase::Over => return None,
-                Phase::Connect => {
-                    // Listen for new jobs before the first lookup, so one
-                    // created in between is not missed.
-                    self.created = Some(self.state.hub.subscribe_created());
-                    self.phase = Phase::Resolve;
-                    return self.send(None, Status::connected());
-                }
-                Phase::Resolve => match self.find().await {
-                    Some(job) => self.follow(job),
-                    None => {
-                        let created = self.created.take()?;
-                        self.phase = Phase::Waiting(created);
-                        return self.send(None, Status::waiting());
-                    }
-                },
-                Phase::Waiting(created) => {
-                    let (heartbeat, deadline) = (self.heartbeat, self.deadline);
-                    let target = self.target.clone();
-                    let recheck = tokio::select! {
-                        notice = created.recv() => match notice {
-                            Ok(n) => *n.generation_id == *target || n.id.to_string() == *target,
-                            Err(broadcast::error::RecvError::Lagged(_)) => true,
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        },
-                        _ = sleep_until(heartbeat) => {
-                            if let Some(job) = self.find().await {
-                                self.follow(job);
-                                continue;
-                            }
-                            return self.send(None, Status::waiting());
-                        }
-                        _ = sleep_until(deadline) => return None,
-                    };
-                    if recheck && let Some(job) = self.find().await {
-                        self.follow(job);
-                    }
-                }
-                Phase::Following(feed, projector) => {
-                    let (heartbeat, deadline) = (self.heartbeat, self.deadline);
-                    tokio::select! {
-                        event = feed.next() => {
-                            let event = event?;
-                            let Some(status) = projector.apply(&event) else { continue };
-                            if status.is_final() {
-                                self.phase = Phase::Done(status.progress);
-                            }
-                            return self.send(Some(event.id), status);
-                        }
-                        _ = sleep_until(heartbeat) => {
-                            let again = self.last.again();
-                            return self.send(None, again);
-                        }
-                        _ = sleep_until(deadline) => return None,
-                    }
-                }
-                Phase::Done(progress) => {
-                    let done = Status::done(*progress);
-                    self.phase = Phase::Over;
-                    return self.send(None, done);
-                }
-            }
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/api/progress/{generation_id}", tag = "aivideogen",
-    params(("generation_id" = String, Path, description = "Generation id (slug of the topic; the newest job with it) or job id"),
-           ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
-    responses(
-        (status = 200, description = "Server-Sent Events, unnamed: each `data:` is a status object. `connected` first; `waiting` while the id is unknown or the job is queued (a job created after connecting is picked up); then the stage statuses (generating_content, generating_scripts, generating_audio, combining_audio, generating_media, fetching_image, generating_slide, composing_video) with progress; the current status again every 2 s; `completed` or `error`, then `done`, and the stream closes. It also closes after PROGRESS_TIMEOUT_SECS. Messages from the event log carry `id:`.",
-         content_type = "text/event-stream", body = Status),
-        (status = 204, description = "The cursor is past the end of a finished job"),
-    ))]
-pub async fn progress(
-    State(state): State<AppState>,
-    Path(target): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let cursor = sse::cursor(&headers, None)?;
-    let cursor = sse::clamp(&state.store, cursor).await?;
-    // A reconnect after the end has nothing more to hear.
-    if let Some(cursor) = cursor
-        && let Some(job) = resolve(&state, &target, None).await?
-        && sse::finished_before(&state.store, &job, cursor).await?
-    {
-        return Ok(sse::finished());
-    }
-    let now = Instant::now();
-    let progress = Progress {
-        deadline: now + state.config.progress_timeout(),
-        state,
-        target: target.into(),
-        connected_at: Utc::now(),
-        grace_until: now + GRACE,
-        heartbeat: now + HEARTBEAT,
-        cursor,
-        created: None,
-        last: Status::connected(),
-        phase: Phase::Connect,
-    };
-    let messages = stream::unfold(progress, |mut progress| async move {
-        let bytes = progress.next().await?;
-        Some((bytes, progress))
-    });
-    let mut response = sse::response(Box::pin(messages), None);
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("none"));
-    Ok(response)
-}
-
 /// The status a job's log has reached.
-pub async fn latest_status(state: &AppState, job: &Job) -> ApiResult<Status> {
+async fn latest_status(state: &AppState, job: &Job) -> ApiResult<Status> {
     let mut projector = Projector::default();
     let mut after = 0;
     loop {
         let page = state
-            .store
-            .events_after(job.id, after, 1000, Filter::default())
+            .engine
+            .events(job.id, after, 1000, None)
             .await?
             .unwrap_or_default();
         let Some(last) = page.last() else { break };
@@ -269,7 +95,8 @@ pub async fn latest_status(state: &AppState, job: &Job) -> ApiResult<Status> {
         (status = 404, description = "No finished video by that name", body = DetailBody),
         (status = 416, description = "Range not satisfiable", body = DetailBody),
     ))]
-pub async fn video(
+/// A finished video, by the file name the waiting generate answered with.
+pub async fn video_file(
     State(state): State<AppState>,
     Path(filename): Path<String>,
     request: axum::extract::Request,
@@ -280,11 +107,13 @@ pub async fn video(
         .strip_suffix(".mp4")
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(not_found)?;
-    let job = state.store.job(id).await?.ok_or_else(not_found)?;
-    if job.state != crate::model::JobState::Completed {
-        return Err(not_found());
-    }
-    super::v1::serve_video(&job, request).await
+    let job = state.engine.job(id).await?.ok_or_else(not_found)?;
+    let path = job
+        .result_path
+        .as_deref()
+        .filter(|_| job.state == JobState::Completed)
+        .ok_or_else(not_found)?;
+    video::serve(path, request).await
 }
 
 #[utoipa::path(get, path = "/api/status/{generation_id}", tag = "aivideogen",
@@ -293,6 +122,7 @@ pub async fn video(
         (status = 200, description = "The latest status of the newest job with this generation id", body = Status),
         (status = 404, description = "`Generation ID not found`", body = DetailBody),
     ))]
+/// The latest seed 002 status of a job.
 pub async fn status_of(
     State(state): State<AppState>,
     Path(target): Path<String>,

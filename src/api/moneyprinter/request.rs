@@ -1,13 +1,15 @@
-//! The body of MoneyPrinter's `POST /api/generate`.
+//! The body of MoneyPrinter's `POST /api/generate`, renamed into a
+//! [`JobRequest`], and the answer to it.
 
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::api::fields::{
-    Loose, check_size, checked_color, checked_script, subtitle_position, text,
-};
-use crate::api::{ApiError, ApiResult};
-use crate::model::{Aspect, JobRequest};
+use crate::AppState;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::fields::Loose;
+use crate::model::{Aspect, Field, Invalid, JobRequest};
 
 /// `POST /api/generate` as MoneyPrinter's front end sends it. Unknown fields
 /// are ignored, as the original does. Numbers and booleans may come as
@@ -45,42 +47,60 @@ pub struct GenerateBody {
 }
 
 impl GenerateBody {
-    pub fn into_request(self) -> ApiResult<JobRequest> {
-        let subject = text(self.video_subject)
-            .ok_or_else(|| ApiError::validation("videoSubject is required."))?;
-        let mut request = JobRequest {
-            subject,
-            script: checked_script(self.script)?,
-            voice: text(self.voice),
-            ai_model: text(self.ai_model),
-            custom_prompt: text(self.custom_prompt),
+    /// The request in the engine's terms; the engine checks the limits.
+    pub fn into_request(self) -> Result<JobRequest, Invalid> {
+        let number =
+            |value: &Option<Loose>, field| value.as_ref().map(|v| v.as_u32(field)).transpose();
+        let aspect = match self.aspect_ratio.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(Aspect::parse(raw).ok_or_else(|| Invalid::of(Field::Aspect))?),
+        };
+        Ok(JobRequest {
+            subject: self.video_subject.unwrap_or_default(),
+            script: self.script,
+            voice: self.voice,
+            ai_model: self.ai_model,
+            scene_count: number(&self.paragraph_number, Field::SceneCount)?,
+            custom_prompt: self.custom_prompt,
+            subtitles_position: self.subtitles_position,
+            color: self.color,
+            use_music: match &self.use_music {
+                Some(flag) => flag.as_bool(Field::UseMusic)?,
+                None => false,
+            },
+            threads: number(&self.threads, Field::Threads)?,
+            aspect,
+            width: number(&self.width, Field::Width)?,
+            height: number(&self.height, Field::Height)?,
             dialect: Some("moneyprinter".into()),
             ..JobRequest::default()
-        };
-        if let Some(n) = &self.paragraph_number {
-            request.paragraph_number = Some(n.as_u32("paragraphNumber", 1, 20)?);
-        }
-        if let Some(n) = &self.threads {
-            request.threads = Some(n.as_u32("threads", 1, 64)?);
-        }
-        if let Some(b) = &self.use_music {
-            request.use_music = b.as_bool("useMusic")?;
-        }
-        if let Some(pos) = text(self.subtitles_position) {
-            request.subtitles_position = Some(subtitle_position(&pos)?);
-        }
-        if let Some(color) = text(self.color) {
-            request.color = Some(checked_color(&color)?);
-        }
-        if let Some(aspect) = text(self.aspect_ratio) {
-            request.aspect = Some(Aspect::parse(&aspect).ok_or_else(|| {
-                ApiError::validation("aspectRatio must be one of 9:16, 16:9 or 1:1.")
-            })?);
-        }
-        let size = |v: &Option<Loose>, f| v.as_ref().map(|v| v.as_u32(f, 64, 3840)).transpose();
-        request.width = size(&self.width, "width")?;
-        request.height = size(&self.height, "height")?;
-        check_size(&request)?;
-        Ok(request)
+        })
     }
+}
+
+/// The answer to a MoneyPrinter generate.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateReply {
+    /// Always `success`.
+    pub status: &'static str,
+    /// `Video generation queued.`
+    pub message: &'static str,
+    /// The new job.
+    pub job_id: String,
+    /// The seed 002 slug of the topic, for `/api/progress/{generation_id}`.
+    pub generation_id: String,
+}
+
+/// Queues the job a MoneyPrinter body asks for.
+pub async fn generate(state: &AppState, body: Value) -> ApiResult<Json<GenerateReply>> {
+    let body: GenerateBody = serde_json::from_value(body)
+        .map_err(|err| ApiError::Validation(format!("Invalid request body: {err}")))?;
+    let job = state.engine.submit(body.into_request()?).await?;
+    Ok(Json(GenerateReply {
+        status: "success",
+        message: "Video generation queued.",
+        job_id: job.id.to_string(),
+        generation_id: job.generation_id,
+    }))
 }

@@ -7,13 +7,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
 use tokio::process::Command;
 
-use super::tools::{self, Probe, Tool, number_after};
 use super::{MediaEnv, Narration, Rendered};
+use crate::model::{Review, ReviewMeasurements};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
+use crate::tools::probe::{self, Probe, number_after, parse_loudness};
+use crate::tools::{Tool, process};
 
+/// The critic stage.
 pub struct Critic(pub Arc<MediaEnv>);
 
 /// Black or silent stretches shorter than this are not reported.
@@ -27,9 +29,13 @@ const DURATION_TOLERANCE: f64 = 0.5;
 /// What the analysis pass measured.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Measurements {
+    /// Black stretches, start and end in seconds.
     pub black: Vec<(f64, f64)>,
+    /// Silent stretches, start and end in seconds.
     pub silence: Vec<(f64, f64)>,
+    /// Integrated loudness, LUFS.
     pub loudness: Option<f64>,
+    /// Loudness range, LU.
     pub loudness_range: Option<f64>,
 }
 
@@ -53,7 +59,7 @@ pub fn parse_analysis(log: &str, duration: f64) -> Measurements {
             m.silence.push((a.max(0.0), b));
         }
     }
-    let loudness = tools::parse_loudness(log);
+    let loudness = parse_loudness(log);
     m.loudness = loudness.integrated;
     m.loudness_range = loudness.range;
     // Silence still open at the end of the file.
@@ -61,14 +67,6 @@ pub fn parse_analysis(log: &str, duration: f64) -> Measurements {
         m.silence.push((a.max(0.0), duration));
     }
     m
-}
-
-/// The review: a score out of 10 with the reasons for it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Review {
-    pub score: f64,
-    pub strengths: Vec<String>,
-    pub weaknesses: Vec<String>,
 }
 
 /// Scores measurements against the narration and the requested frame.
@@ -169,6 +167,18 @@ pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)
         score: (score.clamp(0.0, 10.0) * 10.0).round() / 10.0,
         strengths,
         weaknesses,
+        measurements: ReviewMeasurements {
+            duration: probe.duration,
+            narration_duration: narration,
+            has_audio: probe.has_audio,
+            width: probe.video.as_ref().map(|v| v.width),
+            height: probe.video.as_ref().map(|v| v.height),
+            fps: probe.video.as_ref().map(|v| v.fps),
+            black_stretches: m.black.clone(),
+            silent_stretches: m.silence.clone(),
+            integrated_loudness: m.loudness,
+            loudness_range: m.loudness_range,
+        },
     }
 }
 
@@ -192,7 +202,7 @@ impl Stage for Critic {
             .map(|n| n.total)
             .ok_or_else(missing)?;
         ctx.info("Checking the rendered video").await?;
-        let probe = tools::probe(&env.tools, &file, ctx.token()).await?;
+        let probe = probe::probe(&env.tools, &file, ctx.token()).await?;
         let ffmpeg = env.tools.path(Tool::Ffmpeg)?;
         let mut cmd = Command::new(ffmpeg);
         cmd.args(["-hide_banner", "-nostats", "-nostdin", "-i"])
@@ -205,43 +215,19 @@ impl Stage for Critic {
             ]);
         }
         cmd.args(["-f", "null", "-"]);
-        let out = tools::run(&mut cmd, None, ctx.token(), "ffmpeg (quality check)").await?;
+        let out = process::run(&mut cmd, None, ctx.token(), "ffmpeg (quality check)").await?;
         let m = parse_analysis(&out.stderr, probe.duration);
         let frame = env.frame(ctx.request());
         let review = review(&probe, &m, narration, frame);
-        let measurements = json!({
-            "duration": probe.duration,
-            "narrationDuration": narration,
-            "hasAudio": probe.has_audio,
-            "width": probe.video.as_ref().map(|v| v.width),
-            "height": probe.video.as_ref().map(|v| v.height),
-            "fps": probe.video.as_ref().map(|v| v.fps),
-            "blackStretches": m.black,
-            "silentStretches": m.silence,
-            "integratedLoudness": m.loudness,
-            "loudnessRange": m.loudness_range,
-        });
-        let record = json!({
-            "score": review.score,
-            "strengths": review.strengths,
-            "weaknesses": review.weaknesses,
-            "measurements": measurements,
-        });
         let path = ctx.work_dir().join("review.json");
         tokio::fs::write(
             &path,
-            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+            serde_json::to_vec_pretty(&review).unwrap_or_default(),
         )
         .await
         .map_err(|err| StageError::failed(format!("Could not write {}: {err}", path.display())))?;
-        let fields: Map<String, Value> = record.as_object().cloned().unwrap_or_default();
-        ctx.emit(
-            "review",
-            format!("Quality check: {}/10", review.score),
-            fields,
-            Some(("criticReview", record)),
-        )
-        .await?;
+        ctx.emit(format!("Quality check: {}/10", review.score), &review)
+            .await?;
         Ok(StageOutcome::done(format!("score {}/10", review.score)))
     }
 }
@@ -249,7 +235,7 @@ impl Stage for Critic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::media::tools::VideoInfo;
+    use crate::tools::probe::VideoInfo;
 
     const LOG: &str = "[blackdetect @ 0x1] black_start:0 black_end:1.5 black_duration:1.5
 [silencedetect @ 0x2] silence_start: 4.2

@@ -6,13 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::text::{self, DEFAULT_MOOD};
-use super::{MediaEnv, Plan, ResearchData, ScenePlan, TokenUsage};
-use crate::model::Level;
+use super::{MediaEnv, TokenUsage};
+use crate::model::{
+    CostBreakdown, CostEstimate, CostEstimateEvent, Level, LlmCost, Plan, PlannedScene, Research,
+    ScoreEvent, ServiceCost,
+};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
 
+/// The director stage.
 pub struct Director(pub Arc<MediaEnv>);
 
 /// Scenes planned when the request does not say.
@@ -46,7 +50,7 @@ fn scene(
     query: String,
     mood: String,
     key_line: String,
-) -> ScenePlan {
+) -> PlannedScene {
     let query = if query.trim().is_empty() {
         text::keywords(&narration, 3).join(" ")
     } else {
@@ -57,7 +61,7 @@ fn scene(
     } else {
         key_line.trim().to_string()
     };
-    ScenePlan {
+    PlannedScene {
         index,
         narration,
         visual_query: query,
@@ -100,7 +104,7 @@ impl Director {
         let llm = self.0.llm(&request);
         ctx.info(format!("Generating script with model: {}", llm.model))
             .await?;
-        let count = request.paragraph_number.unwrap_or(DEFAULT_SCENES);
+        let count = request.scene_count.unwrap_or(DEFAULT_SCENES);
         let mut prompt = format!(
             "Topic: {}\nWrite the script of a short narrated video in exactly {count} scenes. \
              Each scene is one to three spoken sentences (15 to 40 words). For each scene give \
@@ -108,7 +112,7 @@ impl Director {
              footage with, a mood, and a key_line of at most eight words to show on screen.\n",
             request.subject
         );
-        if let Some(research) = ctx.scratch().get::<ResearchData>() {
+        if let Some(research) = ctx.scratch().get::<Research>() {
             prompt.push_str(&format!(
                 "Use these facts: {}\nOverall mood: {}\n",
                 research.key_facts.join(" | "),
@@ -132,12 +136,12 @@ impl Director {
              \"visual_query\": \"...\", \"mood\": \"...\", \"key_line\": \"...\"}]}",
         );
         let reply = llm.json::<Reply>(SYSTEM, &prompt, ctx.token()).await?;
-        let research_mood = ctx.scratch().get::<ResearchData>().map(|r| r.mood.clone());
+        let research_mood = ctx.scratch().get::<Research>().map(|r| r.mood.clone());
         let value = reply.value;
         let music_mood = super::research::normalise_mood(&value.music_mood)
             .or(research_mood)
             .unwrap_or_else(|| DEFAULT_MOOD.into());
-        let scenes: Vec<ScenePlan> = value
+        let scenes: Vec<PlannedScene> = value
             .scenes
             .into_iter()
             .filter(|s| !s.narration.trim().is_empty())
@@ -193,7 +197,7 @@ impl Stage for Director {
             Some(script) => {
                 ctx.info("Splitting the provided script into scenes")
                     .await?;
-                let plan = plan_from_script(&request.subject, script, request.paragraph_number);
+                let plan = plan_from_script(&request.subject, script, request.scene_count);
                 if plan.scenes.is_empty() {
                     return Err(StageError::failed("The script has no words to narrate."));
                 }
@@ -218,32 +222,23 @@ impl Stage for Director {
         )
         .await?;
 
-        let score = serde_json::to_value(&plan).unwrap_or(Value::Null);
         let file = ctx.work_dir().join("score.json");
-        let pretty = serde_json::to_vec_pretty(&score).unwrap_or_default();
+        let pretty = serde_json::to_vec_pretty(&plan).unwrap_or_default();
         tokio::fs::write(&file, pretty).await.map_err(|err| {
             StageError::failed(format!("Could not write {}: {err}", file.display()))
         })?;
-        let mut fields = Map::new();
-        fields.insert("score".into(), score.clone());
+        let score = ScoreEvent {
+            score: plan.clone(),
+        };
         ctx.emit(
-            "score",
             format!("Scene plan ready: {scenes} scenes, {words} words"),
-            fields,
-            Some(("score", score)),
+            &score,
         )
         .await?;
 
         let estimate = cost_estimate(&self.0, model.as_deref(), usage, &request);
-        let mut fields = Map::new();
-        fields.insert("estimate".into(), estimate.clone());
-        ctx.emit(
-            "cost_estimate",
-            "Cost estimate ready",
-            fields,
-            Some(("costEstimate", estimate)),
-        )
-        .await?;
+        ctx.emit("Cost estimate ready", &CostEstimateEvent { estimate })
+            .await?;
         ctx.scratch().insert(plan);
         Ok(StageOutcome::done(format!(
             "{scenes} scenes, {words} words"
@@ -258,7 +253,7 @@ fn cost_estimate(
     model: Option<&str>,
     usage: TokenUsage,
     request: &crate::model::JobRequest,
-) -> Value {
+) -> CostEstimate {
     let llm = env.llm(request);
     let llm_cost = match model {
         None => Some(0.0),
@@ -266,24 +261,35 @@ fn cost_estimate(
         Some(_) => None,
     };
     let tts_local = env.config.tts_base_url.trim().is_empty();
-    json!({
-        "totalCost": llm_cost.filter(|_| tts_local),
-        "currency": "USD",
-        "breakdown": {
-            "llm": {
-                "provider": if model.is_some() { llm.base_url } else { "none (script provided)" },
-                "model": model,
-                "promptTokens": usage.prompt,
-                "completionTokens": usage.completion,
-                "cost": llm_cost,
+    CostEstimate {
+        total_cost: llm_cost.filter(|_| tts_local),
+        currency: "USD".into(),
+        breakdown: CostBreakdown {
+            llm: LlmCost {
+                provider: if model.is_some() {
+                    llm.base_url.to_string()
+                } else {
+                    "none (script provided)".into()
+                },
+                model: model.map(str::to_string),
+                prompt_tokens: usage.prompt,
+                completion_tokens: usage.completion,
+                cost: llm_cost,
             },
-            "tts": {
-                "provider": if tts_local { "espeak-ng" } else { env.config.tts_base_url.as_str() },
-                "cost": if tts_local { Some(0.0) } else { None },
+            tts: ServiceCost {
+                provider: if tts_local {
+                    "espeak-ng".into()
+                } else {
+                    env.config.tts_base_url.clone()
+                },
+                cost: if tts_local { Some(0.0) } else { None },
             },
-            "render": { "provider": "ffmpeg", "cost": 0.0 },
+            render: ServiceCost {
+                provider: "ffmpeg".into(),
+                cost: Some(0.0),
+            },
         },
-    })
+    }
 }
 
 #[cfg(test)]

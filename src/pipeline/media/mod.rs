@@ -16,10 +16,9 @@
 mod assembly;
 mod critic;
 mod director;
-mod llm;
+mod fonts;
 mod research;
 mod text;
-pub mod tools;
 mod tts;
 mod visuals;
 
@@ -27,26 +26,31 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::Config;
 use crate::model::{Aspect, JobRequest};
 use crate::pipeline::{Pipeline, Stage};
-pub use tools::{Tool, Tools};
+use crate::tools::llm::Llm;
+use crate::tools::{Tool, Tools};
 
 /// Frames per second of every rendered video.
 pub const FPS: u32 = 30;
 
 /// What the media stages share: configuration, tools and an HTTP client.
 pub struct MediaEnv {
+    /// The server's configuration.
     pub config: Arc<Config>,
+    /// Where ffmpeg, ffprobe and espeak-ng are.
     pub tools: Arc<Tools>,
+    /// For the LLM, the speech API and Pexels.
     pub http: reqwest::Client,
     voices: OnceCell<Vec<tts::Voice>>,
 }
 
 impl MediaEnv {
+    /// The environment for `config`.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         let tools = Arc::new(Tools::new(&config));
         let http = reqwest::Client::builder()
@@ -63,8 +67,8 @@ impl MediaEnv {
     }
 
     /// The LLM a job uses: the request's `aiModel`, else `LLM_MODEL`.
-    fn llm(&self, request: &JobRequest) -> llm::Llm<'_> {
-        llm::Llm {
+    fn llm(&self, request: &JobRequest) -> Llm<'_> {
+        Llm {
             http: &self.http,
             base_url: &self.config.llm_base_url,
             api_key: &self.config.llm_api_key,
@@ -111,44 +115,19 @@ pub fn pipeline(env: Arc<MediaEnv>) -> Pipeline {
     Pipeline::with_ranges(stages)
 }
 
-/// Research results, as seed 001's `results` event carries them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResearchData {
-    pub summary: String,
-    pub key_facts: Vec<String>,
-    pub mood: String,
-}
-
-/// One scene of the plan.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScenePlan {
-    pub index: usize,
-    pub narration: String,
-    pub visual_query: String,
-    pub mood: String,
-    pub key_line: String,
-}
-
-/// The director's plan (seed 001's DirectorScore).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Plan {
-    pub title: String,
-    pub emotional_arc: String,
-    pub archetype: String,
-    pub music_mood: String,
-    pub scenes: Vec<ScenePlan>,
-}
-
 /// Tokens spent on LLM calls so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokenUsage {
+    /// Tokens sent.
     pub prompt: u64,
+    /// Tokens received.
     pub completion: u64,
 }
 
 /// Narration audio of one scene, placed on the video's timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct SceneAudio {
+    /// The scene's WAV file.
     pub file: PathBuf,
     /// Seconds from the start of the video.
     pub start: f64,
@@ -161,8 +140,11 @@ pub struct SceneAudio {
 /// The joined narration.
 #[derive(Debug, Clone)]
 pub struct Narration {
+    /// The joined WAV file.
     pub file: PathBuf,
+    /// Each scene's audio, in order.
     pub scenes: Vec<SceneAudio>,
+    /// Its measured length, in seconds.
     pub total: f64,
     /// Gain that brings the narration to the target loudness without
     /// clipping, from its measured loudness and peak.
@@ -177,24 +159,31 @@ pub const MAX_PEAK_DB: f64 = -1.0;
 /// What a scene shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VisualKind {
+    /// An image, held for the whole scene.
     Still,
+    /// A video, looped or cut to the scene's length.
     Clip,
 }
 
+/// The visual of one scene.
 #[derive(Debug, Clone)]
 pub struct SceneVisual {
+    /// Its file.
     pub file: PathBuf,
+    /// Still or clip.
     pub kind: VisualKind,
 }
 
 /// The picked music track.
 #[derive(Debug, Clone)]
 pub struct MusicPick {
+    /// Its file in the music library.
     pub file: PathBuf,
 }
 
 /// The rendered file, for the critic.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// `output.mp4` in the job folder.
     pub file: PathBuf,
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{Map, json};
 
-use super::{MediaEnv, ResearchData, TokenUsage};
+use super::{MediaEnv, TokenUsage};
+use crate::model::Research as Findings;
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
 
+/// The research stage.
 pub struct Research(pub Arc<MediaEnv>);
 
 const SYSTEM: &str = "You research topics for short narrated videos. Answer with one JSON \
@@ -81,26 +82,15 @@ impl Stage for Research {
                 "The LLM's research had no key facts; try another model or pass a script.",
             ));
         }
-        let data = ResearchData {
+        let data = Findings {
             summary: reply.value.summary.trim().to_string(),
             mood: normalise_mood(&reply.value.mood)
                 .unwrap_or_else(|| super::text::DEFAULT_MOOD.into()),
             key_facts,
         };
-        let value = json!({
-            "summary": data.summary,
-            "key_facts": data.key_facts,
-            "mood": data.mood,
-        });
-        let fields: Map<String, serde_json::Value> = value.as_object().cloned().unwrap_or_default();
         let count = data.key_facts.len();
-        ctx.emit(
-            "results",
-            format!("Research complete: {count} key facts"),
-            fields,
-            Some(("researchData", value)),
-        )
-        .await?;
+        ctx.emit(format!("Research complete: {count} key facts"), &data)
+            .await?;
         ctx.scratch().insert(TokenUsage {
             prompt: reply.prompt_tokens,
             completion: reply.completion_tokens,

@@ -1,161 +1,26 @@
 //! Text work of the pipeline: splitting a script into scenes, picking words
-//! to search footage with, wrapping lines, and timing subtitle cues.
+//! to search footage with, guessing moods, and wrapping lines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
-/// Words that say nothing about what to show.
-const STOPWORDS: &[&str] = &[
-    "a",
-    "about",
-    "above",
-    "after",
-    "again",
-    "against",
-    "all",
-    "also",
-    "am",
-    "an",
-    "and",
-    "any",
-    "are",
-    "as",
-    "at",
-    "be",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "by",
-    "can",
-    "could",
-    "did",
-    "do",
-    "does",
-    "doing",
-    "down",
-    "during",
-    "each",
-    "even",
-    "every",
-    "few",
-    "first",
-    "for",
-    "from",
-    "further",
-    "get",
-    "gets",
-    "had",
-    "has",
-    "have",
-    "having",
-    "he",
-    "her",
-    "here",
-    "hers",
-    "him",
-    "his",
-    "how",
-    "i",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "its",
-    "itself",
-    "just",
-    "know",
-    "like",
-    "made",
-    "make",
-    "many",
-    "may",
-    "me",
-    "might",
-    "more",
-    "most",
-    "much",
-    "must",
-    "my",
-    "never",
-    "new",
-    "no",
-    "nor",
-    "not",
-    "now",
-    "of",
-    "off",
-    "on",
-    "once",
-    "one",
-    "only",
-    "or",
-    "other",
-    "our",
-    "out",
-    "over",
-    "own",
-    "same",
-    "she",
-    "should",
-    "so",
-    "some",
-    "such",
-    "than",
-    "that",
-    "the",
-    "their",
-    "them",
-    "then",
-    "there",
-    "these",
-    "they",
-    "this",
-    "those",
-    "through",
-    "to",
-    "too",
-    "two",
-    "under",
-    "until",
-    "up",
-    "us",
-    "very",
-    "was",
-    "way",
-    "we",
-    "were",
-    "what",
-    "when",
-    "where",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "why",
-    "will",
-    "with",
-    "would",
-    "you",
-    "your",
-    "called",
-    "today",
-    "around",
-    "sit",
-    "send",
-    "grow",
-    "including",
-    "nothing",
-    "something",
-    "things",
-    "thing",
-    "really",
-    "still",
-];
+use crate::model::limits;
+
+/// Words that say nothing about what to show, one file of plain words.
+const STOPWORDS: &str = include_str!("stopwords.txt");
+
+/// True for a word in [`STOPWORDS`].
+fn is_stopword(word: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| {
+        STOPWORDS
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .flat_map(str::split_whitespace)
+            .collect()
+    })
+    .contains(word)
+}
 
 /// Moods and words that suggest them, for scripts planned without an LLM.
 const MOODS: &[(&str, &[&str])] = &[
@@ -265,9 +130,6 @@ fn push_sentence(out: &mut Vec<String>, current: &mut String) {
     current.clear();
 }
 
-/// Most scenes a video gets, whatever the script's length.
-pub const MAX_SCENES: usize = 20;
-
 /// Groups sentences into scenes. With `target` scenes the words are shared
 /// out evenly; without, scenes hold about `words_per_scene` words. A
 /// sentence is never split.
@@ -283,7 +145,7 @@ pub fn group_into_scenes(sentences: &[String], target: Option<usize>) -> Vec<Str
     }
     let scenes = target
         .unwrap_or_else(|| total.div_ceil(WORDS_PER_SCENE))
-        .clamp(1, MAX_SCENES)
+        .clamp(1, *limits::SCENES.end() as usize)
         .min(sentences.len());
     let mut out: Vec<String> = Vec::with_capacity(scenes);
     let mut current: Vec<&str> = Vec::new();
@@ -312,10 +174,7 @@ pub fn group_into_scenes(sentences: &[String], target: Option<usize>) -> Vec<Str
 pub fn keywords(text: &str, max: usize) -> Vec<String> {
     let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
     for (pos, word) in words(text).into_iter().enumerate() {
-        if word.len() < 3
-            || STOPWORDS.contains(&word.as_str())
-            || word.chars().all(|c| c.is_ascii_digit())
-        {
+        if word.len() < 3 || is_stopword(&word) || word.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
         let entry = counts.entry(word).or_insert((0, pos));
@@ -388,69 +247,6 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// One subtitle cue, in seconds from the start of the video.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cue {
-    pub start: f64,
-    pub end: f64,
-    pub text: String,
-}
-
-/// Cues of a few words for narration spoken from `start` for `duration`
-/// seconds, each timed by its share of the characters.
-pub fn cues(narration: &str, start: f64, duration: f64, words_per_cue: usize) -> Vec<Cue> {
-    let words: Vec<&str> = narration.split_whitespace().collect();
-    let chunks: Vec<String> = words
-        .chunks(words_per_cue.max(1))
-        .map(|c| c.join(" "))
-        .collect();
-    let weight = |s: &str| s.chars().count() as f64 + 1.0;
-    let total: f64 = chunks.iter().map(|c| weight(c)).sum();
-    let mut at = start;
-    let mut out = Vec::with_capacity(chunks.len());
-    for (i, chunk) in chunks.iter().enumerate() {
-        let end = if i + 1 == chunks.len() {
-            start + duration
-        } else {
-            at + duration * weight(chunk) / total
-        };
-        out.push(Cue {
-            start: at,
-            end,
-            text: chunk.clone(),
-        });
-        at = end;
-    }
-    out
-}
-
-/// `HH:MM:SS,mmm`.
-fn srt_time(secs: f64) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02},{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
-/// The cues as an SRT file.
-pub fn srt(cues: &[Cue]) -> String {
-    let mut out = String::new();
-    for (i, cue) in cues.iter().enumerate() {
-        out.push_str(&format!(
-            "{}\n{} --> {}\n{}\n\n",
-            i + 1,
-            srt_time(cue.start),
-            srt_time(cue.end),
-            cue.text
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,7 +271,10 @@ mod tests {
         let one = group_into_scenes(&sents[..1], Some(5));
         assert_eq!(one.len(), 1);
         let many: Vec<String> = (0..500).map(|i| format!("Sentence {i} is here.")).collect();
-        assert_eq!(group_into_scenes(&many, None).len(), MAX_SCENES);
+        assert_eq!(
+            group_into_scenes(&many, None).len(),
+            *limits::SCENES.end() as usize
+        );
     }
 
     #[test]
@@ -483,18 +282,6 @@ mod tests {
         let k = keywords("The ocean waves crash on the rocky ocean shore", 2);
         assert_eq!(k[0], "ocean");
         assert!(!k.contains(&"the".to_string()));
-    }
-
-    #[test]
-    fn cues_cover_the_narration_exactly() {
-        let c = cues("one two three four five six seven", 2.0, 3.5, 3);
-        assert_eq!(c.len(), 3);
-        assert_eq!(c[0].start, 2.0);
-        assert!((c.last().unwrap().end - 5.5).abs() < 1e-9);
-        for pair in c.windows(2) {
-            assert_eq!(pair[0].end, pair[1].start);
-        }
-        assert!(srt(&c).starts_with("1\n00:00:02,000 --> "));
     }
 
     #[test]

@@ -9,151 +9,22 @@ use async_trait::async_trait;
 use serde_json::json;
 use tokio::process::Command;
 
-use super::tools::{self, Loudness, Tool};
-use super::{MAX_PEAK_DB, MediaEnv, Narration, Plan, SceneAudio, TARGET_LUFS};
+use super::{MAX_PEAK_DB, MediaEnv, Narration, SceneAudio, TARGET_LUFS};
+use crate::model::{EventKind, NarrationTimeline, Plan, SceneTiming, round3};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
+use crate::tools::Tool;
+use crate::tools::probe::{self, Loudness};
+use crate::tools::process;
+pub use voices::Voice;
+use voices::{by_language, find_voice, parse_voices};
 
+mod voices;
+
+/// The tts stage.
 pub struct Tts(pub Arc<MediaEnv>);
 
 /// Silence after each scene but the last, in seconds.
 const PAUSE: f64 = 0.3;
-
-/// An installed espeak-ng voice.
-#[derive(Debug, Clone)]
-pub struct Voice {
-    pub language: String,
-    pub name: String,
-    pub file: String,
-    /// Other language codes the voice answers to, with their priority.
-    pub aliases: Vec<(String, u32)>,
-    pub variant: bool,
-}
-
-/// Parses `espeak-ng --voices` (and `--voices=variant`) output.
-fn parse_voices(listing: &str, variant: bool) -> Vec<Voice> {
-    listing
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let _priority = cols.next()?;
-            let language = cols.next()?.to_string();
-            let _age_gender = cols.next()?;
-            let name = cols.next()?.to_string();
-            let file = cols.next()?.to_string();
-            let rest: String = cols.collect::<Vec<_>>().join(" ");
-            let aliases = rest
-                .split(['(', ')'])
-                .filter_map(|part| {
-                    let (code, prio) = part.trim().split_once(' ')?;
-                    Some((code.to_string(), prio.trim().parse().ok()?))
-                })
-                .collect();
-            Some(Voice {
-                language,
-                name,
-                file,
-                aliases,
-                variant,
-            })
-        })
-        .collect()
-}
-
-/// The espeak voice a request asked for, if it exists: a language code
-/// (`en-us`), a voice name (`English_(America)`) or file (`gmw/en-US`),
-/// optionally with `+variant`.
-fn find_voice(voices: &[Voice], wanted: &str) -> Option<String> {
-    let (base, variant) = match wanted.split_once('+') {
-        Some((b, v)) => (b, Some(v)),
-        None => (wanted, None),
-    };
-    let base = base.trim();
-    let eq = |a: &str| a.eq_ignore_ascii_case(base);
-    let found = voices
-        .iter()
-        .filter(|v| !v.variant)
-        .find(|v| eq(&v.language) || eq(&v.name) || eq(&v.file))
-        .map(|v| v.language.clone())
-        .or_else(|| by_language(voices, base))?;
-    match variant {
-        None => Some(found),
-        Some(variant) => voices
-            .iter()
-            .filter(|v| v.variant)
-            .find(|v| {
-                v.name.eq_ignore_ascii_case(variant)
-                    || v.file
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|f| f.eq_ignore_ascii_case(variant))
-            })
-            .map(|_| format!("{found}+{variant}")),
-    }
-}
-
-/// Language names clients send (AI-Video-Gen sends `english`, `hindi`,
-/// ...) and their codes.
-const LANGUAGE_NAMES: &[(&str, &str)] = &[
-    ("english", "en"),
-    ("hindi", "hi"),
-    ("kannada", "kn"),
-    ("telugu", "te"),
-    ("tamil", "ta"),
-    ("bengali", "bn"),
-    ("marathi", "mr"),
-    ("spanish", "es"),
-    ("french", "fr"),
-    ("german", "de"),
-    ("italian", "it"),
-    ("portuguese", "pt"),
-    ("russian", "ru"),
-    ("japanese", "ja"),
-    ("korean", "ko"),
-    ("chinese", "cmn"),
-    ("mandarin", "cmn"),
-    ("arabic", "ar"),
-    ("dutch", "nl"),
-    ("polish", "pl"),
-    ("turkish", "tr"),
-    ("indonesian", "id"),
-    ("vietnamese", "vi"),
-];
-
-/// The best voice for a language code or name (`es`, `Spanish`).
-fn by_language(voices: &[Voice], language: &str) -> Option<String> {
-    let lang = language.trim().to_ascii_lowercase();
-    if lang.is_empty() {
-        return None;
-    }
-    let lang = LANGUAGE_NAMES
-        .iter()
-        .find(|(name, _)| *name == lang)
-        .map_or(lang.clone(), |(_, code)| code.to_string());
-    let voices: Vec<&Voice> = voices.iter().filter(|v| !v.variant).collect();
-    if let Some(v) = voices
-        .iter()
-        .find(|v| v.language.eq_ignore_ascii_case(&lang))
-    {
-        return Some(v.language.clone());
-    }
-    if let Some((v, _)) = voices
-        .iter()
-        .filter_map(|v| {
-            v.aliases
-                .iter()
-                .find(|(code, _)| code.eq_ignore_ascii_case(&lang))
-                .map(|(_, prio)| (v, *prio))
-        })
-        .min_by_key(|(_, prio)| *prio)
-    {
-        return Some(v.language.clone());
-    }
-    voices
-        .iter()
-        .find(|v| v.name.to_ascii_lowercase().starts_with(&lang))
-        .map(|v| v.language.clone())
-}
 
 impl Tts {
     async fn voices(&self, ctx: &StageContext) -> Result<&[Voice], StageError> {
@@ -163,7 +34,7 @@ impl Tts {
             .get_or_try_init(|| async {
                 let mut all = Vec::new();
                 for (arg, variant) in [("--voices", false), ("--voices=variant", true)] {
-                    let out = tools::run(
+                    let out = process::run(
                         Command::new(&espeak).arg(arg),
                         None,
                         ctx.token(),
@@ -215,14 +86,14 @@ impl Tts {
         out: &Path,
     ) -> Result<(), StageError> {
         let espeak = self.0.tools.path(Tool::Espeak)?;
-        tools::run(
+        process::run(
             Command::new(espeak).args(["-v", voice, "-w"]).arg(out),
             Some(text.as_bytes()),
             ctx.token(),
             "espeak-ng",
         )
-        .await
-        .map(drop)
+        .await?;
+        Ok(())
     }
 
     async fn speech_api(
@@ -318,8 +189,9 @@ impl Tts {
             "pcm_s16le",
         ])
         .arg(out);
-        let output = tools::run(&mut cmd, None, ctx.token(), "ffmpeg (joining narration)").await?;
-        Ok(tools::parse_loudness(&output.stderr))
+        let output =
+            process::run(&mut cmd, None, ctx.token(), "ffmpeg (joining narration)").await?;
+        Ok(probe::parse_loudness(&output.stderr))
     }
 }
 
@@ -364,7 +236,7 @@ impl Stage for Tts {
             } else {
                 self.espeak(ctx, &voice, &scene.narration, &file).await?;
             }
-            let probe = tools::probe(&self.0.tools, &file, ctx.token()).await?;
+            let probe = probe::probe(&self.0.tools, &file, ctx.token()).await?;
             if !probe.has_audio || probe.duration <= 0.0 {
                 return Err(StageError::failed(format!(
                     "The narration of scene {} came out empty.",
@@ -386,30 +258,34 @@ impl Stage for Tts {
             )
             .await?;
         }
-        ctx.info("Combining narration audio").await?;
+        ctx.mark(EventKind::AudioJoin, "Combining narration audio")
+            .await?;
         let joined = ctx.work_dir().join("narration.wav");
         let loudness = self.join(ctx, &files, &joined).await?;
         let gain_db = gain_for(loudness);
-        let total = tools::probe(&self.0.tools, &joined, ctx.token())
+        let total = probe::probe(&self.0.tools, &joined, ctx.token())
             .await?
             .duration;
-        let timeline = json!({
-            "total_duration": round3(total),
-            "voice": voice,
-            "loudness": loudness.integrated,
-            "gain_db": round3(gain_db),
-            "scenes": scenes.iter().zip(&plan.scenes).map(|(a, s)| json!({
-                "index": s.index,
-                "start": round3(a.start),
-                "end": round3(a.start + a.duration),
-                "duration": round3(a.duration),
-                "text": s.narration,
-            })).collect::<Vec<_>>(),
-        });
-        ctx.set_data(
+        let timeline = NarrationTimeline {
+            total_duration: round3(total),
+            voice: voice.clone(),
+            loudness: loudness.integrated,
+            gain_db: round3(gain_db),
+            scenes: scenes
+                .iter()
+                .zip(&plan.scenes)
+                .map(|(a, s)| SceneTiming {
+                    index: s.index,
+                    start: round3(a.start),
+                    end: round3(a.start + a.duration),
+                    duration: round3(a.duration),
+                    text: s.narration.clone(),
+                })
+                .collect(),
+        };
+        ctx.emit(
             format!("Narration ready: {n} scenes, {total:.1} s"),
-            "narration",
-            timeline,
+            &timeline,
         )
         .await?;
         ctx.scratch().insert(Narration {
@@ -434,49 +310,5 @@ fn gain_for(loudness: Loudness) -> f64 {
     match loudness.peak.filter(|p| p.is_finite()) {
         Some(peak) => to_target.min(MAX_PEAK_DB - peak),
         None => to_target,
-    }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LISTING: &str =
-        "Pty Language       Age/Gender VoiceName          File                 Other Languages
- 2  en-gb           --/M      English_(Great_Britain) gmw/en               (en 2)
- 2  en-us           --/M      English_(America)  gmw/en-US            (en 3)
- 5  es              --/M      Spanish_(Spain)    roa/es
-";
-    const VARIANTS: &str =
-        "Pty Language       Age/Gender VoiceName          File                 Other Languages
- 5  variant         --/M      Adam               !v/adam
-";
-
-    fn voices() -> Vec<Voice> {
-        let mut v = parse_voices(LISTING, false);
-        v.extend(parse_voices(VARIANTS, true));
-        v
-    }
-
-    #[test]
-    fn voices_are_found_by_code_name_file_and_language() {
-        let v = voices();
-        assert_eq!(find_voice(&v, "en-US").as_deref(), Some("en-us"));
-        assert_eq!(
-            find_voice(&v, "English_(America)").as_deref(),
-            Some("en-us")
-        );
-        assert_eq!(find_voice(&v, "gmw/en").as_deref(), Some("en-gb"));
-        assert_eq!(find_voice(&v, "en").as_deref(), Some("en-gb"));
-        assert_eq!(find_voice(&v, "en-us+adam").as_deref(), Some("en-us+adam"));
-        assert_eq!(find_voice(&v, "en-us+nobody"), None);
-        assert_eq!(find_voice(&v, "en_us_001"), None);
-        assert_eq!(by_language(&v, "Spanish").as_deref(), Some("es"));
-        assert_eq!(by_language(&v, "english").as_deref(), Some("en-gb"));
-        assert_eq!(by_language(&v, "klingon"), None);
     }
 }

@@ -22,6 +22,7 @@ use crate::store::{Filter, Store};
 /// Events read from the store per round trip while catching up.
 const BACKLOG_PAGE: usize = 1000;
 
+/// One job's events from a cursor on, exactly once and in order.
 pub struct Feed {
     hub: Arc<Hub>,
     subscription: Subscription,

@@ -8,25 +8,83 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::StageError;
+use super::{ToolError, unreachable_reason};
 
 /// One chat endpoint and model.
 pub struct Llm<'a> {
+    /// The client requests go out on.
     pub http: &'a reqwest::Client,
+    /// The API's base URL, such as `http://localhost:11434/v1`.
     pub base_url: &'a str,
+    /// Bearer token; empty for none.
     pub api_key: &'a str,
+    /// The model asked for.
     pub model: String,
+    /// How long one request may take.
     pub timeout: Duration,
 }
 
 /// A parsed reply and what it cost in tokens.
 pub struct Reply<T> {
+    /// The JSON object that was asked for.
     pub value: T,
+    /// Tokens sent.
     pub prompt_tokens: u64,
+    /// Tokens received.
     pub completion_tokens: u64,
 }
 
+/// How long the model list may take.
+const MODELS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The model names an OpenAI-compatible server at `base_url` offers, or
+/// why it could not be asked.
+pub async fn list_models(
+    http: &reqwest::Client,
+    base_url: &str,
+    api_key: &str,
+) -> Result<Vec<String>, String> {
+    let url = format!("{}/models", base_url.trim_end_matches('/'));
+    let mut request = http.get(&url).timeout(MODELS_TIMEOUT);
+    if !api_key.is_empty() {
+        request = request.bearer_auth(api_key);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|err| unreachable_reason(&err))?;
+    if !response.status().is_success() {
+        return Err(format!("it answered {}", response.status()));
+    }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|_| "its answer was not a model list".to_string())?;
+    Ok(model_names(&body))
+}
+
+/// Model names from an OpenAI-style list (`data[].id`) or Ollama's own
+/// (`models[].name`).
+fn model_names(body: &Value) -> Vec<String> {
+    let openai = body["data"].as_array().map(|list| {
+        list.iter()
+            .filter_map(|m| m["id"].as_str())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+    let ollama = || {
+        body["models"].as_array().map(|list| {
+            list.iter()
+                .filter_map(|m| m["name"].as_str().or_else(|| m["model"].as_str()))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+    };
+    openai.or_else(ollama).unwrap_or_default()
+}
+
 impl Llm<'_> {
+    /// The chat completions URL.
     pub fn endpoint(&self) -> String {
         format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
     }
@@ -53,7 +111,7 @@ impl Llm<'_> {
         system: &str,
         user: &str,
         cancel: &CancellationToken,
-    ) -> Result<Reply<T>, StageError> {
+    ) -> Result<Reply<T>, ToolError> {
         let url = self.endpoint();
         let body = json!({
             "model": self.model,
@@ -70,23 +128,23 @@ impl Llm<'_> {
         }
         let response = tokio::select! {
             r = request.send() => r,
-            _ = cancel.cancelled() => return Err(StageError::Cancelled),
+            _ = cancel.cancelled() => return Err(ToolError::Cancelled),
         };
         let response = response.map_err(|err| unreachable(&url, &err))?;
         let status = response.status();
         let text = tokio::select! {
             t = response.text() => t.map_err(|err| unreachable(&url, &err))?,
-            _ = cancel.cancelled() => return Err(StageError::Cancelled),
+            _ = cancel.cancelled() => return Err(ToolError::Cancelled),
         };
         if !status.is_success() {
             let excerpt: String = text.chars().take(300).collect();
-            return Err(StageError::failed(format!(
+            return Err(ToolError::failed(format!(
                 "The LLM at {url} answered {status} for model \"{}\": {excerpt}",
                 self.model
             )));
         }
         let reply: Value = serde_json::from_str(&text).map_err(|_| {
-            StageError::failed(format!(
+            ToolError::failed(format!(
                 "The LLM at {url} did not answer with chat-completion JSON."
             ))
         })?;
@@ -97,7 +155,7 @@ impl Llm<'_> {
             .and_then(|v| serde_json::from_value(v).ok())
             .ok_or_else(|| {
                 let excerpt: String = content.chars().take(200).collect();
-                StageError::failed(format!(
+                ToolError::failed(format!(
                     "The LLM's answer was not the JSON that was asked for: {excerpt}"
                 ))
             })?;
@@ -109,15 +167,9 @@ impl Llm<'_> {
     }
 }
 
-fn unreachable(url: &str, err: &reqwest::Error) -> StageError {
-    let why = if err.is_timeout() {
-        "it did not answer in time".to_string()
-    } else if err.is_connect() {
-        "nothing is listening there".to_string()
-    } else {
-        err.to_string()
-    };
-    StageError::failed(format!(
+fn unreachable(url: &str, err: &reqwest::Error) -> ToolError {
+    let why = unreachable_reason(err);
+    ToolError::failed(format!(
         "No LLM answered at {url} ({why}). Start an OpenAI-compatible LLM server there \
          (for example `ollama serve` after `ollama pull llama3.2`), set LLM_BASE_URL to one, \
          or pass a `script` with the request."
@@ -145,6 +197,19 @@ pub fn extract_json(text: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_model_list_shapes_are_read() {
+        assert_eq!(
+            model_names(&json!({"data": [{"id": "a"}, {"id": "b"}]})),
+            ["a", "b"]
+        );
+        assert_eq!(
+            model_names(&json!({"models": [{"name": "llama3.2:latest"}]})),
+            ["llama3.2:latest"]
+        );
+        assert!(model_names(&json!({})).is_empty());
+    }
 
     #[test]
     fn json_is_found_inside_prose_and_fences() {

@@ -1,141 +1,42 @@
-//! The HTTP server: hyper for ordinary requests, and a lean path for the
-//! long-lived event streams.
+//! The lean path for event streams.
 //!
-//! An idle SSE client costs little in Reelay itself, but a hyper connection
-//! keeps an 8 KB read buffer (often two) and an 8 KB header buffer for its
-//! whole life. So each new connection's request head is read here first,
-//! into a small buffer. A plain `GET` to an event-stream route is answered
-//! by the same router (every middleware and handler unchanged), and the
-//! response is written straight to the socket, chunked, and the connection
-//! closes when the stream ends. Any other connection is handed to hyper
-//! together with the bytes already read.
+//! A plain `GET` to an event-stream route is answered by the same router
+//! as every other request (every middleware and handler unchanged), and
+//! the response is written straight to the socket, chunked, with no hyper
+//! connection state behind it. The connection closes when the stream ends.
+//!
+//! The contract: [`classify`] sends only a whole, body-less HTTP/1.1 `GET`
+//! that `is_stream` accepts down this path, and everything else to hyper
+//! with the bytes already read; [`write_frame`] writes each frame as one
+//! chunk and an empty frame as the last chunk; and [`serve`] ends a stream
+//! when its body ends, when the client goes, or when the server stops.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Version, header};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use super::IsStream;
 
 /// Largest request head read before the connection goes to hyper as is.
 const MAX_HEAD: usize = 16 * 1024;
-/// How long a new connection may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest non-streaming body the lean path buffers (error answers).
 const MAX_SMALL_BODY: usize = 1024 * 1024;
 /// How long a stream's client may leave written data unread before it is
 /// dropped; a stream that cannot write cannot notice a shutdown either.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long shutdown waits for connections before it stops waiting.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting, lets hyper finish its connections gracefully and waits for
-/// the event streams (which end when the hub closes).
-pub async fn run(
-    listener: TcpListener,
-    router: Router,
-    is_stream: fn(&str, Option<&[u8]>) -> bool,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    // Turn every route into a service once, not per connection.
-    let router: Router = router.with_state(());
-    let graceful = GracefulShutdown::new();
-    let streams = TaskTracker::new();
-    // Ends the wait for request heads when the server stops.
-    let stopping = CancellationToken::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (socket, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = socket.set_nodelay(true);
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        let stopping = stopping.clone();
-        streams.spawn(async move {
-            let mut socket = socket;
-            let mut head = BytesMut::with_capacity(1024);
-            let kind = tokio::select! {
-                kind = read_head(&mut socket, &mut head, is_stream) => kind,
-                _ = stopping.cancelled() => Head::Closed,
-            };
-            match kind {
-                Head::Closed => {}
-                Head::Stream(request) => {
-                    // Not kept for the life of the stream.
-                    drop(head);
-                    lean(socket, *request, router).await;
-                }
-                Head::Other => {
-                    let io = TokioIo::new(Prefixed {
-                        prefix: head.freeze(),
-                        io: socket,
-                    });
-                    let service = TowerToHyperService::new(
-                        router
-                            .map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
-                    );
-                    // Boxed, so that a stream's task does not carry the size
-                    // of hyper's connection state.
-                    let connection = Box::pin(async move {
-                        let mut builder = Builder::new(TokioExecutor::new());
-                        // A timer lets hyper enforce its header-read timeout,
-                        // so a client that dribbles headers is cut off.
-                        builder
-                            .http1()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEAD_TIMEOUT);
-                        builder.http2().timer(TokioTimer::new());
-                        let connection = builder.serve_connection_with_upgrades(io, service);
-                        if let Err(err) = watcher.watch(connection.into_owned()).await {
-                            tracing::debug!(error = %err, "connection ended with an error");
-                        }
-                    });
-                    connection.await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    stopping.cancel();
-    streams.close();
-    let drained = async { tokio::join!(graceful.shutdown(), streams.wait()) };
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, drained)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "connections still open {SHUTDOWN_DEADLINE:?} after shutdown began; closing them"
-        );
-    }
-    Ok(())
-}
-
-enum Head {
+/// What a new connection's request head asks for.
+pub(super) enum Head {
     /// The client went away (or sent nothing in time).
     Closed,
     /// A plain GET for an event stream, to answer on the lean path.
@@ -144,10 +45,13 @@ enum Head {
     Other,
 }
 
-async fn read_head(
+/// Reads a connection's request head into `buf`, within `timeout`, and
+/// tells where the connection goes.
+pub(super) async fn read_head(
     socket: &mut TcpStream,
     buf: &mut BytesMut,
-    is_stream: fn(&str, Option<&[u8]>) -> bool,
+    is_stream: IsStream,
+    timeout: Duration,
 ) -> Head {
     let read = async {
         loop {
@@ -171,17 +75,13 @@ async fn read_head(
             }
         }
     };
-    tokio::time::timeout(HEAD_TIMEOUT, read)
+    tokio::time::timeout(timeout, read)
         .await
         .unwrap_or(Head::Closed)
 }
 
 /// Builds the request when it belongs on the lean path.
-fn classify(
-    parsed: &httparse::Request<'_, '_>,
-    whole: bool,
-    is_stream: fn(&str, Option<&[u8]>) -> bool,
-) -> Head {
+fn classify(parsed: &httparse::Request<'_, '_>, whole: bool, is_stream: IsStream) -> Head {
     // Pipelined bytes, a body or an upgrade: leave it to hyper.
     if !whole || parsed.method != Some("GET") || parsed.version != Some(1) {
         return Head::Other;
@@ -233,8 +133,14 @@ fn classify(
 
 /// Answers one request through the router and writes the response on the
 /// socket: an event stream chunked, anything else with its length. The
-/// connection closes afterwards either way.
-async fn lean(mut socket: TcpStream, request: Request, router: Router) {
+/// connection closes afterwards either way. A stream ends when its body
+/// does, when the client goes, or when `stopping` fires.
+pub(super) async fn serve(
+    mut socket: TcpStream,
+    request: Request,
+    router: Router,
+    stopping: CancellationToken,
+) {
     let response = match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -309,6 +215,11 @@ async fn lean(mut socket: TcpStream, request: Request, router: Router) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => continue,
             },
+            // The server stops: the stream ends cleanly.
+            _ = stopping.cancelled() => {
+                let _ = write_frame(&mut socket, b"").await;
+                break;
+            }
         }
     }
     let _ = socket.shutdown().await;
@@ -345,54 +256,107 @@ async fn write_frame(socket: &mut TcpStream, bytes: &[u8]) -> bool {
     )
 }
 
-/// A connection whose first bytes were already read.
-struct Prefixed<T> {
-    prefix: Bytes,
-    io: T,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
 
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
+    fn streams(path: &str, _accept: Option<&[u8]>) -> bool {
+        path.ends_with("/events")
+    }
+
+    fn classified(bytes: &[u8]) -> Head {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let len = match parsed.parse(bytes) {
+            Ok(httparse::Status::Complete(len)) => len,
+            other => panic!("not a whole head: {other:?}"),
+        };
+        classify(&parsed, len == bytes.len(), streams)
+    }
+
+    #[test]
+    fn only_a_whole_bodiless_http11_get_of_a_stream_goes_lean() {
+        let Head::Stream(request) = classified(
+            b"GET /j/events?after=3 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        ) else {
+            panic!("a stream request did not go lean");
+        };
+        assert_eq!(request.uri(), "/j/events?after=3");
+        assert_eq!(request.headers()["accept"], "text/event-stream");
+        for other in [
+            &b"GET /j/other HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"POST /j/events HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /j/events HTTP/1.0\r\nHost: x\r\n\r\n",
+            b"GET /j/events HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+            b"GET /j/events HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+            b"GET /j/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /j/events HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /j/events HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        ] {
+            assert!(
+                matches!(classified(other), Head::Other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        assert!(matches!(
+            classified(b"GET /j/events HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            Head::Stream(_)
+        ));
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server, client)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    #[tokio::test]
+    async fn frames_are_chunks_and_an_empty_frame_ends_the_body() {
+        let (mut server, mut client) = pair().await;
+        assert!(write_frame(&mut server, b"data: x\n\n").await);
+        assert!(write_frame(&mut server, b"").await);
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"9\r\ndata: x\n\n\r\n0\r\n\r\n");
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    #[tokio::test]
+    async fn a_frame_larger_than_the_socket_buffer_arrives_whole_and_in_order() {
+        let (mut server, mut client) = pair().await;
+        let big: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        assert!(write_frame(&mut server, &big).await);
+        assert!(write_frame(&mut server, b"end").await);
+        drop(server);
+        let got = reader.await.unwrap();
+        let head = format!("{:x}\r\n", big.len());
+        assert!(got.starts_with(head.as_bytes()));
+        assert_eq!(&got[head.len()..head.len() + big.len()], &big[..]);
+        assert_eq!(&got[head.len() + big.len()..], b"\r\n3\r\nend\r\n");
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+    #[tokio::test]
+    async fn a_write_to_a_client_that_left_fails() {
+        let (mut server, client) = pair().await;
+        drop(client);
+        let mut failed = false;
+        // The first writes may still land in the kernel's buffer.
+        for _ in 0..100 {
+            if !write_frame(&mut server, &[b'x'; 64 * 1024]).await {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed);
     }
 }

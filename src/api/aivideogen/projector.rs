@@ -4,12 +4,18 @@
 //! generating_scripts, tts → generating_audio / combining_audio, visuals →
 //! generating_media / fetching_image / generating_slide, assembly and critic
 //! → composing_video).
+//!
+//! Statuses and progress come from event kinds and typed payloads only.
+//! Messages are passed through as text and never read, so rewording a log
+//! line cannot change a status.
 
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::model::{Event, Job, JobState, Level, kind};
+use crate::model::{
+    Asset, Event, EventKind, Job, JobState, Level, StageCompleted, StageSkipped, StageStarted,
+    VisualType,
+};
 
 /// One seed 002 message.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -19,12 +25,14 @@ pub struct Status {
     pub status: &'static str,
     /// 0–100.
     pub progress: u8,
+    /// What is happening, for a person.
     pub message: String,
     /// `HH:MM:SS`, UTC.
     pub timestamp: String,
 }
 
 impl Status {
+    /// A status stamped with the current time.
     pub fn now(status: &'static str, progress: u8, message: impl Into<String>) -> Self {
         Status {
             status,
@@ -39,22 +47,27 @@ impl Status {
         Status::now(self.status, self.progress, self.message.clone())
     }
 
+    /// The message as JSON bytes.
     pub fn json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// The first message of every stream.
     pub fn connected() -> Self {
         Status::now("connected", 0, "📡 Connected to progress stream")
     }
 
+    /// While the job is unknown or queued.
     pub fn waiting() -> Self {
         Status::now("waiting", 0, "⏳ Waiting for generation to start...")
     }
 
+    /// The last message of a stream.
     pub fn done(progress: u8) -> Self {
         Status::now("done", progress, "✅ Stream ended")
     }
 
+    /// True for `completed` and `error`, after which only `done` follows.
     pub fn is_final(&self) -> bool {
         matches!(self.status, "completed" | "error")
     }
@@ -73,27 +86,36 @@ fn icon(status: &str) -> &'static str {
     }
 }
 
-/// The seed 002 status of a stage of the built-in pipeline.
-fn stage_status(stage: &str, event: &Event) -> &'static str {
+/// The seed 002 status of a stage of the built-in pipeline, refined by the
+/// event's kind where the stage has several steps. Without an event, the
+/// stage's usual status.
+fn stage_status(stage: &str, event: Option<&Event>) -> &'static str {
+    let kind = event.and_then(|e| e.kind);
     match stage {
         "research" => "generating_content",
         "director" => "generating_scripts",
-        "tts" if event.message.starts_with("Combining") => "combining_audio",
+        "tts" if kind == Some(EventKind::AudioJoin) => "combining_audio",
         "tts" => "generating_audio",
-        "visuals" if event.kind.as_deref() == Some("asset") => {
-            match event
-                .payload
-                .as_ref()
-                .and_then(|p| p["visualType"].as_str())
-            {
-                Some("title_card") => "generating_slide",
+        "visuals" if kind == Some(EventKind::Asset) => {
+            match event.and_then(Event::decode::<Asset>) {
+                Some(asset) if asset.visual_type == VisualType::TitleCard => "generating_slide",
                 _ => "fetching_image",
             }
         }
-        "visuals" if event.message.starts_with("Searching for footage") => "fetching_image",
+        "visuals" if kind == Some(EventKind::FootageSearch) => "fetching_image",
         "visuals" => "generating_media",
         "assembly" | "critic" => "composing_video",
         _ => "processing",
+    }
+}
+
+/// The job progress a stage event reports, if it reports one.
+fn stage_progress(event: &Event) -> Option<u8> {
+    match event.kind? {
+        EventKind::Start => event.decode::<StageStarted>().map(|p| p.job_progress),
+        EventKind::Complete => event.decode::<StageCompleted>().map(|p| p.job_progress),
+        EventKind::Skipped => event.decode::<StageSkipped>().map(|p| p.job_progress),
+        _ => None,
     }
 }
 
@@ -120,18 +142,7 @@ impl Projector {
         let current = match (job.state, job.current_stage.as_deref()) {
             (JobState::Queued, _) => Status::waiting(),
             (JobState::Running, Some(stage)) => {
-                let probe = Event::new(
-                    0,
-                    job.id,
-                    "log".into(),
-                    Level::Info,
-                    String::new(),
-                    None,
-                    None,
-                    None,
-                    0.0,
-                );
-                let status = stage_status(stage, &probe);
+                let status = stage_status(stage, None);
                 Status::now(
                     status,
                     progress,
@@ -164,49 +175,38 @@ impl Projector {
 
     /// The status an event produces, if it produces one.
     pub fn apply(&mut self, event: &Event) -> Option<Status> {
-        if let Some(p) = event
-            .payload
-            .as_ref()
-            .and_then(|p| p.get("jobProgress"))
-            .and_then(Value::as_u64)
-        {
-            self.progress = self.progress.max(p.min(100) as u8);
+        if let Some(p) = stage_progress(event) {
+            self.progress = self.progress.max(p.min(100));
         }
-        if event.ty == "progress"
-            && let Some(p) = event
-                .payload
-                .as_ref()
-                .and_then(|p| p.get("progress"))
-                .and_then(Value::as_f64)
-        {
+        if let Some(p) = event.progress() {
             self.progress = self
                 .progress
                 .max((p * 100.0).round().clamp(0.0, 100.0) as u8);
         }
-        let status = match (event.stage.as_deref(), event.kind.as_deref()) {
-            (None, Some(kind::QUEUED)) => Status::now(
+        let status = match (event.stage.as_deref(), event.kind) {
+            (None, Some(EventKind::Queued)) => Status::now(
                 "waiting",
                 self.progress,
                 "⏳ Waiting for generation to start...",
             ),
-            (None, Some(kind::REQUEUED)) => {
+            (None, Some(EventKind::Requeued)) => {
                 // The next run starts from the beginning.
                 self.progress = 0;
                 Status::now("waiting", 0, format!("⏳ {}", event.message))
             }
-            (None, Some(kind::STARTED)) => {
+            (None, Some(EventKind::Started)) => {
                 Status::now("started", self.progress, "🚀 Starting generation...")
             }
-            (None, Some(kind::COMPLETED)) => {
+            (None, Some(EventKind::Completed)) => {
                 self.progress = 100;
                 Status::now("completed", 100, "✅ Video generation complete!")
             }
-            (None, Some(kind::FAILED)) => Status::now(
+            (None, Some(EventKind::Failed)) => Status::now(
                 "error",
                 self.progress,
                 format!("❌ Error: {}", event.message),
             ),
-            (None, Some(kind::CANCELLED)) => {
+            (None, Some(EventKind::Cancelled)) => {
                 Status::now("error", self.progress, "❌ Error: Job cancelled.")
             }
             (None, _) if event.level == Level::Warning => Status::now(
@@ -216,7 +216,7 @@ impl Projector {
             ),
             (None, _) => return None,
             (Some(stage), _) => {
-                let status = stage_status(stage, event);
+                let status = stage_status(stage, Some(event));
                 let icon = if event.level == Level::Warning {
                     "⚠️"
                 } else {
@@ -233,99 +233,82 @@ impl Projector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::model::{AssetSource, NewEvent, Payload, Progress};
     use uuid::Uuid;
 
-    fn ev(
-        stage: Option<&str>,
-        kind: Option<&str>,
-        ty: &str,
-        message: &str,
-        payload: Option<Value>,
-    ) -> Event {
-        Event::new(
-            1,
-            Uuid::nil(),
-            ty.into(),
-            Level::Info,
-            message.into(),
-            stage.map(Into::into),
-            kind.map(Into::into),
-            payload,
-            0.0,
-        )
+    fn ev(stage: Option<&str>, kind: Option<EventKind>, message: &str) -> Event {
+        let mut new = NewEvent::log(Level::Info, message);
+        new.stage = stage.map(Into::into);
+        new.kind = kind;
+        Event::committed(1, Uuid::nil(), new, 0.0)
+    }
+
+    fn typed<P: Payload>(stage: &str, payload: &P, message: &str) -> Event {
+        let new = NewEvent::typed(Level::Info, message, payload).with_stage(stage);
+        Event::committed(1, Uuid::nil(), new, 0.0)
+    }
+
+    fn progress(stage: &str, fraction: f64, message: &str) -> Event {
+        let payload = serde_json::to_value(Progress { progress: fraction }).unwrap();
+        let new = NewEvent::log(Level::Info, message)
+            .with_type(crate::model::EventType::Progress)
+            .with_stage(stage)
+            .with_payload(payload);
+        Event::committed(1, Uuid::nil(), new, 0.0)
+    }
+
+    /// A run through every stage, with `say` giving each event its text.
+    fn run(say: impl Fn(&str) -> String) -> Vec<Event> {
+        let start =
+            |stage: &str, p: u8| typed(stage, &StageStarted { job_progress: p }, &say("start"));
+        let asset = Asset {
+            scene_index: 0,
+            visual_type: VisualType::TitleCard,
+            path: "scene-001.png".into(),
+            source: AssetSource::Generated,
+            query: "sea".into(),
+        };
+        vec![
+            ev(None, Some(EventKind::Queued), &say("queued")),
+            ev(None, Some(EventKind::Started), &say("started")),
+            start("research", 0),
+            start("director", 10),
+            ev(Some("tts"), None, &say("Generating audio for scene 1/2")),
+            progress("tts", 0.35, &say("progress")),
+            ev(
+                Some("tts"),
+                Some(EventKind::AudioJoin),
+                &say("Combining narration audio"),
+            ),
+            ev(
+                Some("visuals"),
+                Some(EventKind::FootageSearch),
+                &say("Searching for footage: sea"),
+            ),
+            typed("visuals", &asset, &say("asset")),
+            start("assembly", 80),
+            ev(
+                None,
+                Some(EventKind::Completed),
+                &say("Video generation complete"),
+            ),
+        ]
+    }
+
+    fn statuses(events: &[Event]) -> Vec<(&'static str, u8)> {
+        let mut p = Projector::default();
+        events
+            .iter()
+            .filter_map(|e| p.apply(e))
+            .map(|s| (s.status, s.progress))
+            .collect()
     }
 
     #[test]
     fn the_stage_table_maps_to_seed_statuses_with_progress() {
-        let mut p = Projector::default();
-        let statuses: Vec<(&str, u8)> = [
-            ev(None, Some("queued"), "log", "Job queued.", None),
-            ev(None, Some("started"), "log", "Starting", None),
-            ev(
-                Some("research"),
-                Some("start"),
-                "log",
-                "x",
-                Some(json!({"jobProgress": 0})),
-            ),
-            ev(
-                Some("director"),
-                Some("start"),
-                "log",
-                "x",
-                Some(json!({"jobProgress": 10})),
-            ),
-            ev(
-                Some("tts"),
-                None,
-                "log",
-                "Generating audio for scene 1/2",
-                None,
-            ),
-            ev(
-                Some("tts"),
-                None,
-                "progress",
-                "x",
-                Some(json!({"progress": 0.35})),
-            ),
-            ev(Some("tts"), None, "log", "Combining narration audio", None),
-            ev(
-                Some("visuals"),
-                None,
-                "log",
-                "Searching for footage: sea",
-                None,
-            ),
-            ev(
-                Some("visuals"),
-                Some("asset"),
-                "log",
-                "x",
-                Some(json!({"visualType": "title_card"})),
-            ),
-            ev(
-                Some("assembly"),
-                Some("start"),
-                "log",
-                "x",
-                Some(json!({"jobProgress": 80})),
-            ),
-            ev(
-                None,
-                Some("completed"),
-                "log",
-                "Video generation complete",
-                None,
-            ),
-        ]
-        .iter()
-        .filter_map(|e| p.apply(e))
-        .map(|s| (s.status, s.progress))
-        .collect();
+        let events = run(str::to_string);
         assert_eq!(
-            statuses,
+            statuses(&events),
             [
                 ("waiting", 0),
                 ("started", 0),
@@ -340,7 +323,18 @@ mod tests {
                 ("completed", 100),
             ]
         );
+        let mut p = Projector::default();
+        events.iter().for_each(|e| {
+            p.apply(e);
+        });
         assert!(p.current().is_final());
         assert_eq!(Status::waiting().timestamp.len(), 8);
+    }
+
+    #[test]
+    fn rewording_every_message_changes_no_status() {
+        let plain = statuses(&run(str::to_string));
+        let reworded = statuses(&run(|m| format!("Reworded: {}", m.len())));
+        assert_eq!(plain, reworded);
     }
 }

@@ -1,0 +1,279 @@
+//! The engine: the one way in to jobs and their logs.
+//!
+//! Every caller goes through [`Engine`]: the API's dialects submit, cancel
+//! and read; the worker claims jobs and records what their stages do; the
+//! benchmarks drive it directly. It returns [`EngineError`]s, never HTTP
+//! answers, and it hides the store and the hub behind one cheap handle.
+
+mod control;
+mod error;
+mod feed;
+mod library;
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use control::{Claimed, Registration};
+pub use error::{EngineError, Result};
+pub use feed::Feed;
+pub use library::{SongFile, SongUpload, UploadError};
+
+pub use crate::hub::JobCreated;
+pub use crate::store::{CancelOutcome, JobPage, JobPatch, Stamp};
+
+use crate::Config;
+use crate::hub::Hub;
+use crate::model::{Event, Job, JobRequest, JobState, Level, NewEvent, Stages, generation_id};
+use crate::store::{Filter, NewJob, Store};
+use crate::tools::Tools;
+use control::Control;
+
+/// Figures for the health report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Jobs running in this process.
+    pub running: usize,
+    /// Open subscriptions of every kind.
+    pub subscribers: usize,
+    /// How often a subscriber fell behind and caught up from the store.
+    pub catch_ups: u64,
+    /// Events held in memory.
+    pub cached_events: usize,
+}
+
+/// Cheap handle to the engine; clone it freely.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    hub: Arc<Hub>,
+    control: Arc<Control>,
+    /// The stage map every new job starts with.
+    stages: Arc<Stages>,
+    config: Arc<Config>,
+    tools: Arc<Tools>,
+    http: reqwest::Client,
+}
+
+impl Engine {
+    /// Opens the store named by `config`. New jobs get `stages`, every one
+    /// pending, in order.
+    pub async fn open(config: Arc<Config>, stages: Stages) -> Result<Engine> {
+        let hub = Hub::new();
+        let store =
+            Store::open(&config.database_url, hub.clone(), config.event_cache_events).await?;
+        Ok(Engine {
+            store,
+            hub,
+            control: Arc::new(Control::default()),
+            stages: Arc::new(stages),
+            tools: Arc::new(Tools::new(&config)),
+            http: reqwest::Client::new(),
+            config,
+        })
+    }
+
+    /// Validates `request`, queues it as a new job and wakes the worker.
+    pub async fn submit(&self, request: JobRequest) -> Result<Job> {
+        let request = request.validate()?;
+        let job = self
+            .store
+            .create_job(NewJob {
+                id: Uuid::new_v4(),
+                generation_id: generation_id(&request.subject),
+                stages: (*self.stages).clone(),
+                request,
+            })
+            .await?;
+        self.control.wake();
+        Ok(job)
+    }
+
+    /// Asks a job to stop: a queued job is cancelled at once, a running one
+    /// at its next checkpoint (its stage is cancelled now). The work runs in
+    /// its own task, so that a caller that goes away mid-request cannot
+    /// leave a recorded cancel unacted on.
+    pub async fn cancel(&self, id: Uuid) -> Result<CancelOutcome> {
+        let engine = self.clone();
+        let task = tokio::spawn(async move {
+            let outcome = engine.store.request_cancel(id).await?;
+            let outcome = outcome.ok_or(EngineError::JobNotFound)?;
+            engine.control.cancel(id);
+            Ok(outcome)
+        });
+        task.await.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cancel task failed");
+            Err(EngineError::Internal)
+        })
+    }
+
+    /// Cancels the newest running job, else the newest queued one, and
+    /// returns it; `None` when no job is active.
+    pub async fn cancel_newest(&self) -> Result<Option<Uuid>> {
+        let Some(job) = self.store.newest_active().await? else {
+            return Ok(None);
+        };
+        match self.cancel(job.id).await {
+            Ok(_) => Ok(Some(job.id)),
+            // It ended between the lookup and the cancel: still the one
+            // the caller meant, and it is stopped.
+            Err(EngineError::JobNotFound) => Ok(Some(job.id)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One job.
+    pub async fn job(&self, id: Uuid) -> Result<Option<Job>> {
+        Ok(self.store.job(id).await?)
+    }
+
+    /// A page of jobs, newest first.
+    pub async fn jobs(&self, offset: u64, limit: u64) -> Result<JobPage> {
+        Ok(self.store.list_jobs(offset, limit).await?)
+    }
+
+    /// The newest job with this generation id.
+    pub async fn newest_by_generation(&self, generation_id: &str) -> Result<Option<Job>> {
+        Ok(self.store.newest_by_generation(generation_id).await?)
+    }
+
+    /// The job and the id of the last event its row reflects. For a
+    /// finished job the terminal event is not counted, so a stream that
+    /// resumes from this id still receives it.
+    pub async fn snapshot(&self, id: Uuid) -> Result<Option<(Job, i64)>> {
+        Ok(self.store.snapshot(id).await?)
+    }
+
+    /// Up to `limit` events of a job after `after`, oldest first, only of
+    /// `levels` when given. `None` when there is no such job.
+    pub async fn events(
+        &self,
+        job: Uuid,
+        after: i64,
+        limit: usize,
+        levels: Option<&[Level]>,
+    ) -> Result<Option<Vec<Arc<Event>>>> {
+        let filter = Filter { levels };
+        Ok(self.store.events_after(job, after, limit, filter).await?)
+    }
+
+    /// Every event of a job after `after`, exactly once and in order, then
+    /// live ones as they are committed.
+    pub fn follow(&self, job: Uuid, after: i64) -> Feed {
+        Feed::new(&self.hub, self.store.clone(), job, after)
+    }
+
+    /// Announcements of new jobs, for streams that wait for one.
+    pub fn job_created(&self) -> broadcast::Receiver<JobCreated> {
+        self.hub.subscribe_created()
+    }
+
+    /// A resume cursor no larger than the newest event id. A larger one
+    /// would skip the job's next events (they get smaller ids) and its end.
+    pub async fn clamp_cursor(&self, cursor: Option<i64>) -> Result<Option<i64>> {
+        match cursor {
+            Some(cursor) if cursor > 0 => Ok(Some(cursor.min(self.store.last_event_id().await?))),
+            other => Ok(other),
+        }
+    }
+
+    /// True when a client resuming from `cursor` has nothing left to hear:
+    /// the job is finished and no event follows the cursor.
+    pub async fn finished_before(&self, job: &Job, cursor: i64) -> Result<bool> {
+        if !job.state.is_terminal() {
+            return Ok(false);
+        }
+        let rest = self.events(job.id, cursor, 1, None).await?;
+        Ok(rest.unwrap_or_default().is_empty())
+    }
+
+    /// Starts an upload of songs into the music library.
+    pub async fn song_upload(&self) -> Result<SongUpload, UploadError> {
+        let limit = self.config.max_upload_bytes;
+        SongUpload::start(self.config.music_dir.clone(), self.tools.clone(), limit).await
+    }
+
+    /// The models the configured LLM server offers, or why it could not
+    /// be asked.
+    pub async fn llm_models(&self) -> std::result::Result<Vec<String>, String> {
+        let config = &self.config;
+        crate::tools::llm::list_models(&self.http, &config.llm_base_url, &config.llm_api_key).await
+    }
+
+    /// Each media tool's path and version, or how to install it.
+    pub async fn tool_report(&self) -> serde_json::Value {
+        self.tools.report().await
+    }
+
+    /// Figures for the health report.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            running: self.control.count(),
+            subscribers: self.hub.subscriber_count(),
+            catch_ups: self.hub.catch_ups(),
+            cached_events: self.store.cached_events(),
+        }
+    }
+
+    /// Claims the oldest queued job for this process. Its token is a child
+    /// of `shutdown`, and a cancel request fires it.
+    pub async fn claim_next(&self, shutdown: &CancellationToken) -> Result<Option<Claimed>> {
+        let Some(job) = self.store.claim_next().await? else {
+            return Ok(None);
+        };
+        let token = shutdown.child_token();
+        let registration = self.control.register(job.id, token.clone());
+        // A cancel recorded between the claim and the registration did not
+        // reach the token; the row has it.
+        if let Ok(Some(row)) = self.store.job(job.id).await
+            && row.cancel_requested
+        {
+            token.cancel();
+        }
+        Ok(Some(Claimed {
+            job,
+            token,
+            registration,
+        }))
+    }
+
+    /// Resolves when a job may have been queued since the last call.
+    pub async fn work_queued(&self) {
+        self.control.woken().await;
+    }
+
+    /// Commits events and a change to their job in one step and returns the
+    /// committed events. Fails with [`EngineError::Finished`] once the job
+    /// is terminal.
+    pub async fn append(
+        &self,
+        job: Uuid,
+        events: Vec<NewEvent>,
+        patch: JobPatch,
+    ) -> Result<Vec<Arc<Event>>> {
+        Ok(self.store.append(job, events, patch).await?)
+    }
+
+    /// Jobs a crash left `running`, oldest first.
+    pub async fn interrupted_jobs(&self) -> Result<Vec<Job>> {
+        Ok(self.store.jobs_in_state(JobState::Running).await?)
+    }
+
+    /// The stage map every new job starts with.
+    pub fn initial_stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    /// Ends every open stream: they finish when the hub closes.
+    pub fn close_streams(&self) {
+        self.hub.close();
+    }
+
+    /// Closes the store's read side. The writer finishes what is queued and
+    /// stops when the last handle is dropped.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,378 @@
+//! What a client asks for, and the one validator every dialect's request
+//! goes through. Each dialect renames its own fields into a [`JobRequest`];
+//! [`JobRequest::validate`] checks and normalises it against [`limits`],
+//! and a failure names the [`Field`] so that each dialect can word the
+//! error with its own field names.
+
+use serde::{Deserialize, Serialize};
+
+use super::Aspect;
+
+/// Every limit on a request, in one place.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// Scenes a video may have.
+    pub const SCENES: RangeInclusive<u32> = 1..=20;
+    /// ffmpeg threads a render may ask for.
+    pub const THREADS: RangeInclusive<u32> = 1..=64;
+    /// Width or height of an explicit frame, in pixels.
+    pub const FRAME_SIDE: RangeInclusive<u32> = 64..=3840;
+    /// Longest script, in characters: about ten minutes of narration.
+    pub const SCRIPT_CHARS: usize = 20_000;
+}
+
+/// Colour names ffmpeg and libass both understand.
+const COLOR_NAMES: &[&str] = &[
+    "white", "black", "yellow", "red", "green", "blue", "cyan", "magenta", "orange", "gray",
+    "grey", "pink", "purple",
+];
+
+/// What a client asked for, normalised from whichever dialect it spoke.
+/// Stored with the job as JSON, so fields only ever get added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobRequest {
+    /// The topic of the video.
+    pub subject: String,
+    /// A narration script; when present, research is skipped.
+    pub script: Option<String>,
+    /// espeak-ng voice (or speech API voice) for the narration.
+    pub voice: Option<String>,
+    /// LLM model name for research and the scene plan.
+    pub ai_model: Option<String>,
+    /// Number of scenes the director should plan.
+    #[serde(rename = "paragraphNumber")]
+    pub scene_count: Option<u32>,
+    /// Extra instructions for the director.
+    pub custom_prompt: Option<String>,
+    /// Tone of the narration.
+    pub tone: Option<String>,
+    /// Language of the narration.
+    pub language: Option<String>,
+    /// Subtitle position: `top`, `center` or `bottom`.
+    pub subtitles_position: Option<String>,
+    /// Subtitle colour, `#rrggbb` or a colour name.
+    pub color: Option<String>,
+    /// Mix a music track from the library under the narration.
+    pub use_music: bool,
+    /// ffmpeg threads for the render.
+    pub threads: Option<u32>,
+    /// Output frame shape.
+    pub aspect: Option<Aspect>,
+    /// Exact output width, overriding the aspect's full-size frame.
+    pub width: Option<u32>,
+    /// Exact output height; comes with `width`.
+    pub height: Option<u32>,
+    /// Which API created the job (`moneyprinter`, `aivideogen`, `clipzy`).
+    pub dialect: Option<String>,
+}
+
+/// A request field, by its meaning rather than by any dialect's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The topic.
+    Subject,
+    /// The narration script.
+    Script,
+    /// The voice.
+    Voice,
+    /// The LLM model.
+    AiModel,
+    /// The number of scenes.
+    SceneCount,
+    /// Extra instructions for the director.
+    CustomPrompt,
+    /// The narration's tone.
+    Tone,
+    /// The narration's language.
+    Language,
+    /// Where subtitles go.
+    SubtitlesPosition,
+    /// Subtitle colour.
+    Color,
+    /// Music on or off.
+    UseMusic,
+    /// ffmpeg threads.
+    Threads,
+    /// Frame shape.
+    Aspect,
+    /// Frame width.
+    Width,
+    /// Frame height.
+    Height,
+    /// Width and height together.
+    Size,
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Missing or blank.
+    Required,
+    /// Not a whole number in this range.
+    Range(u32, u32),
+    /// Longer than this many characters.
+    TooLong(usize),
+    /// Not true or false.
+    Flag,
+    /// Not one of the frame shapes.
+    Aspect,
+    /// Not a subtitle position.
+    Position,
+    /// Not a colour.
+    Color,
+    /// Width or height is odd.
+    Even,
+    /// Width without height, or the other way round.
+    Paired,
+}
+
+/// A request that breaks a rule: which field, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid {
+    /// The field.
+    pub field: Field,
+    /// The rule it breaks.
+    pub problem: Problem,
+}
+
+impl Invalid {
+    /// The usual problem of `field`: what a dialect reports when it cannot
+    /// even read the value it was sent.
+    pub fn of(field: Field) -> Self {
+        let range = |r: &std::ops::RangeInclusive<u32>| Problem::Range(*r.start(), *r.end());
+        let problem = match field {
+            Field::SceneCount => range(&limits::SCENES),
+            Field::Threads => range(&limits::THREADS),
+            Field::Width | Field::Height => range(&limits::FRAME_SIDE),
+            Field::Script => Problem::TooLong(limits::SCRIPT_CHARS),
+            Field::UseMusic => Problem::Flag,
+            Field::Aspect => Problem::Aspect,
+            Field::SubtitlesPosition => Problem::Position,
+            Field::Color => Problem::Color,
+            Field::Size => Problem::Paired,
+            Field::Subject
+            | Field::Voice
+            | Field::AiModel
+            | Field::CustomPrompt
+            | Field::Tone
+            | Field::Language => Problem::Required,
+        };
+        Invalid { field, problem }
+    }
+
+    fn new(field: Field, problem: Problem) -> Self {
+        Invalid { field, problem }
+    }
+
+    /// The error as a sentence, with the field called what `name` says.
+    pub fn message(&self, name: impl Fn(Field) -> &'static str) -> String {
+        let name = name(self.field);
+        match self.problem {
+            Problem::Required => format!("{name} is required."),
+            Problem::Range(min, max) => {
+                format!("{name} must be a whole number from {min} to {max}.")
+            }
+            Problem::TooLong(max) => format!("{name} is too long: at most {max} characters."),
+            Problem::Flag => format!("{name} must be true or false."),
+            Problem::Aspect => format!("{name} must be one of 9:16, 16:9 or 1:1."),
+            Problem::Position => {
+                format!("{name} must be top, center or bottom (optionally as \"center,bottom\").")
+            }
+            Problem::Color => format!(
+                "{name} must be #rrggbb, #rgb or a basic colour name such as white or yellow."
+            ),
+            Problem::Even => format!("{name} must be even numbers."),
+            Problem::Paired => format!("{name} must be given together."),
+        }
+    }
+}
+
+impl JobRequest {
+    /// Checks every limit and normalises the request: text is trimmed and
+    /// blank text counts as absent, subtitle positions and colours are put
+    /// in one spelling.
+    pub fn validate(mut self) -> Result<JobRequest, Invalid> {
+        self.subject = non_blank(Some(self.subject))
+            .ok_or_else(|| Invalid::new(Field::Subject, Problem::Required))?;
+        self.script = non_blank(self.script);
+        if self
+            .script
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > limits::SCRIPT_CHARS)
+        {
+            return Err(Invalid::of(Field::Script));
+        }
+        for field in [
+            &mut self.voice,
+            &mut self.ai_model,
+            &mut self.custom_prompt,
+            &mut self.tone,
+            &mut self.language,
+        ] {
+            *field = non_blank(field.take());
+        }
+        in_range(self.scene_count, Field::SceneCount, &limits::SCENES)?;
+        in_range(self.threads, Field::Threads, &limits::THREADS)?;
+        in_range(self.width, Field::Width, &limits::FRAME_SIDE)?;
+        in_range(self.height, Field::Height, &limits::FRAME_SIDE)?;
+        match (self.width, self.height) {
+            (None, None) => {}
+            (Some(w), Some(h)) if w % 2 == 0 && h % 2 == 0 => {}
+            // H.264 needs even sides.
+            (Some(_), Some(_)) => return Err(Invalid::new(Field::Size, Problem::Even)),
+            _ => return Err(Invalid::new(Field::Size, Problem::Paired)),
+        }
+        self.subtitles_position = non_blank(self.subtitles_position)
+            .map(|p| position(&p).ok_or_else(|| Invalid::of(Field::SubtitlesPosition)))
+            .transpose()?;
+        self.color = non_blank(self.color)
+            .map(|c| color(&c).ok_or_else(|| Invalid::of(Field::Color)))
+            .transpose()?;
+        Ok(self)
+    }
+}
+
+fn in_range(
+    value: Option<u32>,
+    field: Field,
+    range: &std::ops::RangeInclusive<u32>,
+) -> Result<(), Invalid> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(Invalid::of(field)),
+        _ => Ok(()),
+    }
+}
+
+/// Trims a text field; blank (nothing visible, only spaces or control
+/// characters) counts as absent.
+pub fn non_blank(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| v.chars().any(|c| !c.is_whitespace() && !c.is_control()))
+}
+
+/// MoneyPrinter sends positions as `"<horizontal>,<vertical>"`; the
+/// vertical part decides where subtitles go.
+fn position(raw: &str) -> Option<String> {
+    let vertical = raw
+        .rsplit(',')
+        .next()
+        .unwrap_or(raw)
+        .trim()
+        .to_ascii_lowercase();
+    match vertical.as_str() {
+        "top" => Some("top".into()),
+        "center" | "centre" | "middle" => Some("center".into()),
+        "bottom" => Some("bottom".into()),
+        _ => None,
+    }
+}
+
+/// A colour name from [`COLOR_NAMES`], or `#rgb` / `#rrggbb`, lower case.
+fn color(raw: &str) -> Option<String> {
+    let lower = raw.trim().to_ascii_lowercase();
+    let hex = lower.strip_prefix('#').unwrap_or("");
+    let is_hex = matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit());
+    (is_hex || COLOR_NAMES.contains(&lower.as_str())).then_some(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(subject: &str) -> JobRequest {
+        JobRequest {
+            subject: subject.into(),
+            ..JobRequest::default()
+        }
+    }
+
+    fn field_of(r: JobRequest) -> Field {
+        r.validate().unwrap_err().field
+    }
+
+    #[test]
+    fn text_is_trimmed_and_blank_counts_as_absent() {
+        let r = JobRequest {
+            voice: Some("  en-us ".into()),
+            tone: Some(" \u{7} ".into()),
+            ..request("  Oceans ")
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(r.subject, "Oceans");
+        assert_eq!(r.voice.as_deref(), Some("en-us"));
+        assert_eq!(r.tone, None);
+        assert_eq!(field_of(request(" \t ")), Field::Subject);
+    }
+
+    #[test]
+    fn every_limit_names_its_field() {
+        let too_many = JobRequest {
+            scene_count: Some(21),
+            ..request("x")
+        };
+        assert_eq!(
+            too_many.validate().unwrap_err(),
+            Invalid::new(Field::SceneCount, Problem::Range(1, 20))
+        );
+        let odd = JobRequest {
+            width: Some(361),
+            height: Some(640),
+            ..request("x")
+        };
+        assert_eq!(odd.validate().unwrap_err().problem, Problem::Even);
+        let half = JobRequest {
+            width: Some(360),
+            ..request("x")
+        };
+        assert_eq!(half.validate().unwrap_err().problem, Problem::Paired);
+        let long = JobRequest {
+            script: Some("a".repeat(limits::SCRIPT_CHARS + 1)),
+            ..request("x")
+        };
+        assert_eq!(field_of(long), Field::Script);
+        let tiny = JobRequest {
+            width: Some(32),
+            height: Some(32),
+            ..request("x")
+        };
+        assert_eq!(field_of(tiny), Field::Width);
+    }
+
+    #[test]
+    fn positions_and_colours_get_one_spelling() {
+        let r = JobRequest {
+            subtitles_position: Some("center,Bottom".into()),
+            color: Some("#FFFF00".into()),
+            ..request("x")
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(r.subtitles_position.as_deref(), Some("bottom"));
+        assert_eq!(r.color.as_deref(), Some("#ffff00"));
+        let bad = JobRequest {
+            color: Some("#ggg".into()),
+            ..request("x")
+        };
+        assert_eq!(field_of(bad), Field::Color);
+    }
+
+    #[test]
+    fn messages_use_the_dialect_s_field_names() {
+        let invalid = Invalid::of(Field::SceneCount);
+        let name = |f: Field| {
+            if f == Field::SceneCount {
+                "num_slides"
+            } else {
+                "?"
+            }
+        };
+        assert_eq!(
+            invalid.message(name),
+            "num_slides must be a whole number from 1 to 20."
+        );
+    }
+}
