@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::require_media_tools;
+use crate::helpers::{Api, require_media_tools};
 
 /// The `reelay` binary on port 0, with everything under `dir`.
 struct Binary {
     child: Child,
-    base: String,
+    api: Api,
 }
 
 impl Binary {
@@ -50,7 +50,7 @@ impl Binary {
         std::thread::spawn(move || for _ in lines {});
         Binary {
             child,
-            base: format!("http://{addr}"),
+            api: Api::new(format!("http://{addr}")),
         }
     }
 
@@ -67,73 +67,13 @@ impl Drop for Binary {
     }
 }
 
-async fn job(client: &reqwest::Client, base: &str, id: &str) -> Value {
-    let body: Value = client
-        .get(format!("{base}/api/jobs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["job"].clone()
-}
-
-async fn events(client: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let body: Value = client
-            .get(format!(
-                "{base}/api/jobs/{id}/events?after={after}&limit=1000"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let page = body["events"].as_array().unwrap().clone();
-        let Some(last) = page.last() else { return out };
-        after = last["id"].as_i64().unwrap();
-        out.extend(page);
-    }
-}
-
 /// Submits a script job of `sentence` repeated, long enough to be killed
 /// mid-run, and returns its id.
-async fn submit(client: &reqwest::Client, base: &str, subject: &str, sentence: &str) -> String {
-    let reply: Value = client
-        .post(format!("{base}/api/generate"))
-        .json(&json!({ "videoSubject": subject, "script": sentence.repeat(12), "paragraphNumber": 3 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    reply["jobId"].as_str().unwrap().to_string()
-}
-
-/// Polls the job until `done` holds (it may assert on the way), failing
-/// with `what` after `timeout`.
-async fn wait_job(
-    client: &reqwest::Client,
-    base: &str,
-    id: &str,
-    timeout: Duration,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let job = job(client, base, id).await;
-        if done(&job) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "{what}: {job}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn submit(api: &Api, subject: &str, sentence: &str) -> String {
+    api.submit_body(
+        json!({ "videoSubject": subject, "script": sentence.repeat(12), "paragraphNumber": 3 }),
+    )
+    .await
 }
 
 /// Running and well under way: narration done, rendering soon.
@@ -145,44 +85,33 @@ fn under_way(job: &Value) -> bool {
 async fn sigkill_mid_job_then_restart_requeues_and_finishes_it_without_losing_events() {
     require_media_tools();
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
     let server = Binary::start(dir.path());
     let id = submit(
-        &client,
-        &server.base,
+        &server.api,
         "Rivers",
         "Rivers carve valleys over millions of years. ",
     )
     .await;
 
     // Kill it once the job is well under way.
-    wait_job(
-        &client,
-        &server.base,
-        &id,
-        Duration::from_secs(60),
-        "the job never got going",
-        |job| {
+    server
+        .api
+        .wait_job(&id, Duration::from_secs(60), |job| {
             assert_ne!(
                 job["state"], "completed",
                 "the job finished before the kill"
             );
             under_way(job)
-        },
-    )
-    .await;
-    let seen = events(&client, &server.base, &id).await;
+        })
+        .await;
+    let seen = server.api.all_events(&id).await;
     server.kill();
     assert!(seen.len() > 3);
 
     let server = Binary::start(dir.path());
-    let finished = wait_job(
-        &client,
-        &server.base,
-        &id,
-        Duration::from_secs(120),
-        "the requeued job never finished",
-        |job| {
+    let finished = server
+        .api
+        .wait_job(&id, Duration::from_secs(120), |job| {
             assert!(
                 matches!(
                     job["state"].as_str(),
@@ -191,11 +120,10 @@ async fn sigkill_mid_job_then_restart_requeues_and_finishes_it_without_losing_ev
                 "the job did not recover: {job}"
             );
             job["state"] == "completed"
-        },
-    )
-    .await;
+        })
+        .await;
     assert!(finished["resultPath"].is_string());
-    let after = events(&client, &server.base, &id).await;
+    let after = server.api.all_events(&id).await;
     assert_eq!(
         &after[..seen.len()],
         &seen[..],
@@ -220,36 +148,28 @@ async fn sigkill_mid_job_then_restart_requeues_and_finishes_it_without_losing_ev
 async fn a_job_interrupted_twice_fails_with_a_clear_message() {
     require_media_tools();
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
     let mut server = Binary::start(dir.path());
     let id = submit(
-        &client,
-        &server.base,
+        &server.api,
         "Glaciers",
         "Glaciers move slowly but shape whole mountain ranges. ",
     )
     .await;
     for round in 0..2 {
-        let what = format!("round {round}: never ran");
-        wait_job(
-            &client,
-            &server.base,
-            &id,
-            Duration::from_secs(60),
-            &what,
-            |job| {
+        server
+            .api
+            .wait_job(&id, Duration::from_secs(60), |job| {
                 if job["state"] == "running" {
                     return true;
                 }
                 assert_eq!(job["state"], "queued", "round {round}: {job}");
                 false
-            },
-        )
-        .await;
+            })
+            .await;
         server.kill();
         server = Binary::start(dir.path());
     }
-    let job = job(&client, &server.base, &id).await;
+    let job = server.api.job(&id).await;
     assert_eq!(job["state"], "failed");
     assert!(
         job["errorMessage"]
@@ -258,7 +178,7 @@ async fn a_job_interrupted_twice_fails_with_a_clear_message() {
             .contains("stopped twice"),
         "{job}"
     );
-    let all = events(&client, &server.base, &id).await;
+    let all = server.api.all_events(&id).await;
     assert_eq!(all.last().unwrap()["level"], "error");
 }
 
@@ -266,24 +186,17 @@ async fn a_job_interrupted_twice_fails_with_a_clear_message() {
 async fn sigterm_returns_the_running_job_to_the_queue_and_exits_quickly() {
     require_media_tools();
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
     let mut server = Binary::start(dir.path());
     let id = submit(
-        &client,
-        &server.base,
+        &server.api,
         "Forests",
         "Forests breathe for the whole planet every single day. ",
     )
     .await;
-    wait_job(
-        &client,
-        &server.base,
-        &id,
-        Duration::from_secs(60),
-        "the job never got going",
-        under_way,
-    )
-    .await;
+    server
+        .api
+        .wait_job(&id, Duration::from_secs(60), under_way)
+        .await;
     let asked = Instant::now();
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
@@ -301,16 +214,13 @@ async fn sigterm_returns_the_running_job_to_the_queue_and_exits_quickly() {
     assert!(status.success(), "{status}");
 
     let server = Binary::start(dir.path());
-    wait_job(
-        &client,
-        &server.base,
-        &id,
-        Duration::from_secs(120),
-        "not finished after the restart",
-        |job| job["state"] == "completed",
-    )
-    .await;
-    let all = events(&client, &server.base, &id).await;
+    server
+        .api
+        .wait_job(&id, Duration::from_secs(120), |job| {
+            job["state"] == "completed"
+        })
+        .await;
+    let all = server.api.all_events(&id).await;
     let requeued: Vec<&Value> = all.iter().filter(|e| e["kind"] == "requeued").collect();
     assert_eq!(requeued.len(), 1);
     assert!(

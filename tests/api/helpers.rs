@@ -17,13 +17,141 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// A client of one running server, in this process or a real binary: the
+/// one place tests talk HTTP and wait for a job.
+#[derive(Clone)]
+pub struct Api {
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    /// `http://host:port`.
+    pub base: String,
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        Api {
+            client: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = res.status();
+        (status, res.json().await.expect("JSON body"))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status();
+        (status, res.json().await.expect("JSON body"))
+    }
+
+    /// Submits a MoneyPrinter body and returns the job's id.
+    pub async fn submit_body(&self, body: Value) -> String {
+        let (status, reply) = self.post("/api/generate", body).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        reply["jobId"].as_str().expect("jobId").to_string()
+    }
+
+    /// Submits a MoneyPrinter job about `subject` and returns its id.
+    pub async fn submit(&self, subject: &str) -> String {
+        self.submit_body(serde_json::json!({ "videoSubject": subject }))
+            .await
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/jobs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["job"].clone()
+    }
+
+    /// Polls the job until `done` holds (it may assert on the way),
+    /// failing after `timeout`.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "timed out; job is {job:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
+        self.wait_job(id, timeout, |job| job["state"] == state)
+            .await
+    }
+
+    /// Polls the job's log until an event matches `wanted`, failing after
+    /// `timeout`, and returns it.
+    pub async fn wait_event(
+        &self,
+        id: &str,
+        timeout: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.all_events(id).await.into_iter().find(&wanted) {
+                return event;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for an event");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every event of a job, read page by page with `after`.
+    pub async fn all_events(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (status, body) = self
+                .get(&format!("/api/jobs/{id}/events?after={after}&limit=1000"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = body["events"].as_array().expect("events").clone();
+            let Some(last) = page.last() else { return out };
+            after = last["id"].as_i64().expect("id");
+            out.extend(page);
+        }
+    }
+}
+
+/// A server in this process, with its own temp database and data folder.
+/// It derefs to its [`Api`].
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub client: reqwest::Client,
+    pub api: Api,
     pub state: AppState,
     pub dir: Arc<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// A config rooted in `dir`, ignoring the environment.
@@ -86,90 +214,11 @@ impl TestServer {
         }));
         TestServer {
             addr,
-            client: reqwest::Client::new(),
+            api: Api::new(format!("http://{addr}")),
             state,
             dir,
             shutdown: Some(tx),
             handle: Some(handle),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self.client.get(self.url(path)).send().await.expect("GET");
-        let status = res.status();
-        (status, res.json().await.expect("JSON body"))
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        let status = res.status();
-        (status, res.json().await.expect("JSON body"))
-    }
-
-    /// Submits a MoneyPrinter job and returns its id.
-    pub async fn submit(&self, subject: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/api/generate",
-                serde_json::json!({ "videoSubject": subject }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["jobId"].as_str().expect("jobId").to_string()
-    }
-
-    pub async fn job(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/jobs/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["job"].clone()
-    }
-
-    /// Polls the job until `done` holds, failing after `timeout`.
-    pub async fn wait_job(
-        &self,
-        id: &str,
-        timeout: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let job = self.job(id).await;
-            if done(&job) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "timed out; job is {job:#}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
-        self.wait_job(id, timeout, |job| job["state"] == state)
-            .await
-    }
-
-    /// Every event of a job, read page by page with `after`.
-    pub async fn all_events(&self, id: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut after = 0;
-        loop {
-            let (status, body) = self
-                .get(&format!("/api/jobs/{id}/events?after={after}&limit=1000"))
-                .await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            let page = body["events"].as_array().expect("events").clone();
-            let Some(last) = page.last() else { return out };
-            after = last["id"].as_i64().expect("id");
-            out.extend(page);
         }
     }
 
@@ -191,6 +240,20 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Asserts that `check` holds for the whole of `window`, polling it: how a
+/// test shows that something does not happen.
+pub async fn throughout<F, Fut>(window: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        assert!(check().await, "{what} stopped holding");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

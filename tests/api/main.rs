@@ -12,6 +12,7 @@ mod frontends;
 mod lifecycle;
 mod media;
 mod polling;
+mod projections;
 mod sse;
 mod streams;
 mod v1;

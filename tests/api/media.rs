@@ -227,7 +227,12 @@ async fn cancel_during_render_kills_ffmpeg_and_ends_cancelled() {
         assert!(Instant::now() < deadline, "ffmpeg never started rendering");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Mid-render: ffmpeg has reported progress.
+    server
+        .wait_event(&id, Duration::from_secs(60), |e| {
+            e["stage"] == "assembly" && e["type"] == "progress"
+        })
+        .await;
     let asked = Instant::now();
     let (status, _) = server
         .post(&format!("/api/jobs/{id}/cancel"), json!({}))

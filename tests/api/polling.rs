@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
@@ -12,7 +12,9 @@ async fn incremental_polling_sees_every_event_once_in_order() {
     let id = server.submit("Black holes").await;
     let mut seen = Vec::new();
     let mut after = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        assert!(Instant::now() < deadline, "the job never completed");
         let (status, body) = server
             .get(&format!("/api/jobs/{id}/events?after={after}"))
             .await;

@@ -709,6 +709,7 @@ async fn a_stream_request_sent_in_pieces_gets_a_complete_sse_answer_with_cors() 
         .write_all(b"GET /api/progress/not_yet HTTP/1.1\r\nHost: reelay\r\nOri")
         .await
         .unwrap();
+    // A pause, not a wait: the head must reach the server in two reads.
     tokio::time::sleep(Duration::from_millis(50)).await;
     socket
         .write_all(b"gin: http://localhost:5173\r\nAccept: text/event-stream\r\n\r\n")
@@ -809,6 +810,8 @@ async fn a_silent_connection_does_not_hold_up_shutdown() {
     let server = TestServer::start(quick()).await;
     // Connected, but never sends a request.
     let _silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // A pause, not a wait: time for the server to accept the connection,
+    // which nothing a client can see reports.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let took = server.stop().await;
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
