@@ -127,8 +127,7 @@ pub async fn events(
     Query(query): Query<CursorQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let cursor = sse::cursor(&headers, query.after.as_deref())?;
-    let cursor = state.engine.clamp_cursor(cursor).await?;
+    let cursor = sse::resume_from(&state.engine, &headers, query.after.as_deref()).await?;
     let mut feed = state.engine.follow(id, cursor.unwrap_or(0));
     let head = match cursor {
         None => {

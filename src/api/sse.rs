@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::error::{ApiError, ApiResult};
 use super::fields::whole_number;
+use crate::engine::Engine;
 
 /// How long a browser waits before reconnecting, sent as `retry:`.
 pub const RETRY_MS: u64 = 2000;
@@ -134,9 +135,21 @@ pub fn wants_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| accepts_event_stream(v.as_bytes()))
 }
 
+/// Where a reconnecting client resumes, clamped to the newest event (a
+/// larger cursor would skip the job's next events, which get smaller ids).
+/// `None` means the client gave no cursor.
+pub async fn resume_from(
+    engine: &Engine,
+    headers: &HeaderMap,
+    after: Option<&str>,
+) -> ApiResult<Option<i64>> {
+    let cursor = cursor(headers, after)?;
+    Ok(engine.clamp_cursor(cursor).await?)
+}
+
 /// Where a reconnecting client resumes: `Last-Event-ID`, else `?after=`.
 /// `None` means the client gave no cursor.
-pub fn cursor(headers: &HeaderMap, after: Option<&str>) -> ApiResult<Option<i64>> {
+fn cursor(headers: &HeaderMap, after: Option<&str>) -> ApiResult<Option<i64>> {
     let bad = || ApiError::bad_request("Last-Event-ID and after must be non-negative integers.");
     let last_event_id = match headers.get("last-event-id") {
         Some(value) => Some(value.to_str().map_err(|_| bad())?),

@@ -2,10 +2,10 @@
 //! future is dropped, when the job's token fires, and by the kernel when
 //! the server itself dies.
 
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::ToolError;
@@ -62,16 +62,12 @@ pub async fn run(
     cancel: &CancellationToken,
     what: &str,
 ) -> Result<Output, ToolError> {
-    cmd.stdin(if input.is_some() {
+    let stdin = if input.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = guard(cmd)
-        .spawn()
-        .map_err(|err| ToolError::failed(format!("Could not start {what}: {err}")))?;
+    };
+    let mut child = spawn(cmd, stdin, what)?;
     let stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -107,28 +103,53 @@ pub async fn run(
         stop(&mut child).await;
         return Err(ToolError::Cancelled);
     };
-    let status = tokio::select! {
-        status = child.wait() => status,
-        _ = cancel.cancelled() => {
-            stop(&mut child).await;
-            return Err(ToolError::Cancelled);
-        }
-    };
+    let status = wait(&mut child, cancel, what).await?;
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
-    match status {
-        Ok(status) if status.success() => Ok(Output { stdout, stderr }),
-        Ok(status) => Err(ToolError::failed(format!(
+    succeeded(status, what, &stderr)?;
+    Ok(Output { stdout, stderr })
+}
+
+/// Starts `cmd` with `stdin` and piped output, guarded.
+fn spawn(cmd: &mut Command, stdin: Stdio, what: &str) -> Result<Child, ToolError> {
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    guard(cmd)
+        .spawn()
+        .map_err(|err| ToolError::failed(format!("Could not start {what}: {err}")))
+}
+
+/// Waits for the child to exit, or kills it when `cancel` fires.
+async fn wait(
+    child: &mut Child,
+    cancel: &CancellationToken,
+    what: &str,
+) -> Result<ExitStatus, ToolError> {
+    tokio::select! {
+        status = child.wait() => status.map_err(|err| {
+            ToolError::failed(format!("{what} could not be waited for: {err}"))
+        }),
+        _ = cancel.cancelled() => {
+            stop(child).await;
+            Err(ToolError::Cancelled)
+        }
+    }
+}
+
+/// An exit that was not a success, as an error that quotes the program.
+fn succeeded(status: ExitStatus, what: &str, stderr: &str) -> Result<(), ToolError> {
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ToolError::failed(format!(
             "{what} failed ({status}): {}",
-            summary(&stderr)
-        ))),
-        Err(err) => Err(ToolError::failed(format!(
-            "{what} could not be waited for: {err}"
-        ))),
+            summary(stderr)
+        )))
     }
 }
 
 /// Kills a child and reaps it.
-async fn stop(child: &mut tokio::process::Child) {
+async fn stop(child: &mut Child) {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
@@ -141,12 +162,7 @@ pub async fn run_with_progress(
     what: &str,
     progress: tokio::sync::watch::Sender<f64>,
 ) -> Result<String, ToolError> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = guard(cmd)
-        .spawn()
-        .map_err(|err| ToolError::failed(format!("Could not start {what}: {err}")))?;
+    let mut child = spawn(cmd, Stdio::null(), what)?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let errors = tokio::spawn(async move {
@@ -181,23 +197,14 @@ pub async fn run_with_progress(
         errors.abort();
         return Err(err);
     }
-    let status = tokio::select! {
-        status = child.wait() => status,
-        _ = cancel.cancelled() => {
-            stop(&mut child).await;
+    let status = match wait(&mut child, cancel, what).await {
+        Ok(status) => status,
+        Err(err) => {
             errors.abort();
-            return Err(ToolError::Cancelled);
+            return Err(err);
         }
     };
     let stderr = errors.await.unwrap_or_default();
-    match status {
-        Ok(status) if status.success() => Ok(stderr),
-        Ok(status) => Err(ToolError::failed(format!(
-            "{what} failed ({status}): {}",
-            summary(&stderr)
-        ))),
-        Err(err) => Err(ToolError::failed(format!(
-            "{what} could not be waited for: {err}"
-        ))),
-    }
+    succeeded(status, what, &stderr)?;
+    Ok(stderr)
 }

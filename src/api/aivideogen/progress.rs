@@ -168,8 +168,7 @@ pub async fn progress(
     Path(target): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let cursor = sse::cursor(&headers, None)?;
-    let cursor = state.engine.clamp_cursor(cursor).await?;
+    let cursor = sse::resume_from(&state.engine, &headers, None).await?;
     // A reconnect after the end has nothing more to hear.
     if let Some(cursor) = cursor
         && let Some(job) = resolve(&state, &target, None).await?

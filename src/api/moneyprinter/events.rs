@@ -107,8 +107,9 @@ pub async fn events(
 ) -> ApiResult<Response> {
     let params = query.parse()?;
     if sse::wants_stream(&headers) {
-        let cursor = sse::cursor(&headers, query.after.as_deref())?;
-        let cursor = state.engine.clamp_cursor(cursor).await?.unwrap_or(0);
+        let cursor = sse::resume_from(&state.engine, &headers, query.after.as_deref())
+            .await?
+            .unwrap_or(0);
         return log_stream(&state, id, cursor, params.levels).await;
     }
     let events = state

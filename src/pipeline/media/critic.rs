@@ -69,6 +69,31 @@ pub fn parse_analysis(log: &str, duration: f64) -> Measurements {
     m
 }
 
+/// Judges stretches (black or silent) of at least `min` seconds: a
+/// strength when there are none, else a weakness that quotes them and
+/// costs half their length in points, at least 1 and at most `max_cost`.
+fn stretches(
+    found: &[(f64, f64)],
+    min: f64,
+    max_cost: f64,
+    what: &str,
+    none: String,
+    (score, strengths, weaknesses): (&mut f64, &mut Vec<String>, &mut Vec<String>),
+) {
+    let long: Vec<&(f64, f64)> = found.iter().filter(|(a, b)| b - a >= min).collect();
+    let Some(first) = long.first() else {
+        strengths.push(none);
+        return;
+    };
+    let total: f64 = long.iter().map(|(a, b)| b - a).sum();
+    *score -= (total / 2.0).clamp(1.0, max_cost);
+    weaknesses.push(format!(
+        "{} {what}, {total:.1} s in all, the first at {:.1} s.",
+        long.len(),
+        first.0
+    ));
+}
+
 /// Scores measurements against the narration and the requested frame.
 pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)) -> Review {
     let mut score: f64 = 10.0;
@@ -117,37 +142,23 @@ pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)
             narration
         ));
     }
-    let black: Vec<&(f64, f64)> = m.black.iter().filter(|(a, b)| b - a >= MIN_BLACK).collect();
-    if black.is_empty() {
-        strengths.push(format!("No black stretch of {MIN_BLACK:.0} s or more."));
-    } else {
-        let total: f64 = black.iter().map(|(a, b)| b - a).sum();
-        score -= (total / 2.0).clamp(1.0, 3.0);
-        weaknesses.push(format!(
-            "{} black stretch(es), {:.1} s in all, the first at {:.1} s.",
-            black.len(),
-            total,
-            black[0].0
-        ));
-    }
+    stretches(
+        &m.black,
+        MIN_BLACK,
+        3.0,
+        "black stretch(es)",
+        format!("No black stretch of {MIN_BLACK:.0} s or more."),
+        (&mut score, &mut strengths, &mut weaknesses),
+    );
     if probe.has_audio {
-        let silent: Vec<&(f64, f64)> = m
-            .silence
-            .iter()
-            .filter(|(a, b)| b - a >= MIN_SILENCE)
-            .collect();
-        if silent.is_empty() {
-            strengths.push(format!("No silent gap of {MIN_SILENCE} s or more."));
-        } else {
-            let total: f64 = silent.iter().map(|(a, b)| b - a).sum();
-            score -= (total / 2.0).clamp(1.0, 2.0);
-            weaknesses.push(format!(
-                "{} silent gap(s), {:.1} s in all, the first at {:.1} s.",
-                silent.len(),
-                total,
-                silent[0].0
-            ));
-        }
+        stretches(
+            &m.silence,
+            MIN_SILENCE,
+            2.0,
+            "silent gap(s)",
+            format!("No silent gap of {MIN_SILENCE} s or more."),
+            (&mut score, &mut strengths, &mut weaknesses),
+        );
         match m.loudness {
             Some(lufs) if (LOUDNESS.0..=LOUDNESS.1).contains(&lufs) => strengths.push(format!(
                 "Integrated loudness {lufs:.1} LUFS is within {} to {} LUFS.",

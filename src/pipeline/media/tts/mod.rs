@@ -56,25 +56,22 @@ impl Tts {
         let request = ctx.request().clone();
         let voices = self.voices(ctx).await?.to_vec();
         let fallback = find_voice(&voices, &default).unwrap_or_else(|| "en".into());
-        if let Some(wanted) = &request.voice {
-            if let Some(voice) = find_voice(&voices, wanted) {
-                return Ok(voice);
-            }
-            ctx.warn(format!(
-                "Voice \"{wanted}\" is not an installed espeak-ng voice; using the default voice {fallback}."
-            ))
-            .await?;
-            return Ok(fallback);
+        let (found, missing) = match (&request.voice, &request.language) {
+            (Some(wanted), _) => (
+                find_voice(&voices, wanted),
+                format!("Voice \"{wanted}\" is not an installed espeak-ng voice"),
+            ),
+            (None, Some(language)) => (
+                by_language(&voices, language),
+                format!("No espeak-ng voice speaks \"{language}\""),
+            ),
+            (None, None) => return Ok(fallback),
+        };
+        if let Some(voice) = found {
+            return Ok(voice);
         }
-        if let Some(language) = &request.language {
-            if let Some(voice) = by_language(&voices, language) {
-                return Ok(voice);
-            }
-            ctx.warn(format!(
-                "No espeak-ng voice speaks \"{language}\"; using the default voice {fallback}."
-            ))
+        ctx.warn(format!("{missing}; using the default voice {fallback}."))
             .await?;
-        }
         Ok(fallback)
     }
 
