@@ -71,10 +71,15 @@ async fn unknown_routes_and_wrong_methods_answer_in_json() {
     let server = TestServer::start(quick()).await;
     let (status, body) = raw(&server, "GET", "/api/nothing-here", None, "").await;
     assert_mp_error(status, &body, StatusCode::NOT_FOUND);
-    let (status, body) = raw(&server, "GET", "/api/v1/nothing-here", None, "").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["success"], false);
-    assert!(body["error"]["code"].is_string());
+    for path in ["/api/v1/nothing-here", "/api/v1/", "/api/v1", "/api/v1/jobs/x/nope"] {
+        let (status, body) = raw(&server, "GET", path, None, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["success"], false, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "ROUTE_NOT_FOUND", "{path}");
+    }
+    let (status, body) = raw(&server, "DELETE", "/api/v1/jobs", None, "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["success"], false, "{body}");
     let (status, body) = raw(&server, "GET", "/api/generate", None, "").await;
     assert_mp_error(status, &body, StatusCode::METHOD_NOT_ALLOWED);
     let (status, body) = raw(&server, "DELETE", "/api/jobs/x", None, "").await;

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/video", get(video_file))
         .route("/api/v1/jobs/{id}/cancel", post(cancel))
         .route("/api/v1", any(no_route))
+        .route("/api/v1/", any(no_route))
         .route("/api/v1/{*rest}", any(no_route));
     with_dialect(routes, DIALECT)
 }
