@@ -44,14 +44,19 @@ pub struct Stats {
     pub cached_events: usize,
 }
 
-/// Cheap handle to the engine; clone it freely.
+/// Cheap handle to the engine; clone it freely (one reference count, as
+/// every request's state clones it).
 #[derive(Clone)]
 pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Store,
     hub: Arc<Hub>,
     control: Arc<Control>,
     /// The stage map every new job starts with.
-    stages: Arc<Stages>,
+    stages: Stages,
     config: Arc<Config>,
     tools: Arc<Tools>,
     http: reqwest::Client,
@@ -65,13 +70,15 @@ impl Engine {
         let store =
             Store::open(&config.database_url, hub.clone(), config.event_cache_events).await?;
         Ok(Engine {
-            store,
-            hub,
-            control: Arc::new(Control::default()),
-            stages: Arc::new(stages),
-            tools: Arc::new(Tools::new(&config)),
-            http: reqwest::Client::new(),
-            config,
+            inner: Arc::new(Inner {
+                store,
+                hub,
+                control: Arc::new(Control::default()),
+                stages,
+                tools: Arc::new(Tools::new(&config)),
+                http: reqwest::Client::new(),
+                config,
+            }),
         })
     }
 
@@ -79,15 +86,16 @@ impl Engine {
     pub async fn submit(&self, request: JobRequest) -> Result<Job> {
         let request = request.validate()?;
         let job = self
+            .inner
             .store
             .create_job(NewJob {
                 id: Uuid::new_v4(),
                 generation_id: generation_id(&request.subject),
-                stages: (*self.stages).clone(),
+                stages: self.inner.stages.clone(),
                 request,
             })
             .await?;
-        self.control.wake();
+        self.inner.control.wake();
         Ok(job)
     }
 
@@ -98,9 +106,9 @@ impl Engine {
     pub async fn cancel(&self, id: Uuid) -> Result<CancelOutcome> {
         let engine = self.clone();
         let task = tokio::spawn(async move {
-            let outcome = engine.store.request_cancel(id).await?;
+            let outcome = engine.inner.store.request_cancel(id).await?;
             let outcome = outcome.ok_or(EngineError::JobNotFound)?;
-            engine.control.cancel(id);
+            engine.inner.control.cancel(id);
             Ok(outcome)
         });
         task.await.unwrap_or_else(|err| {
@@ -112,7 +120,7 @@ impl Engine {
     /// Cancels the newest running job, else the newest queued one, and
     /// returns it; `None` when no job is active.
     pub async fn cancel_newest(&self) -> Result<Option<Uuid>> {
-        let Some(job) = self.store.newest_active().await? else {
+        let Some(job) = self.inner.store.newest_active().await? else {
             return Ok(None);
         };
         match self.cancel(job.id).await {
@@ -126,24 +134,24 @@ impl Engine {
 
     /// One job.
     pub async fn job(&self, id: Uuid) -> Result<Option<Job>> {
-        Ok(self.store.job(id).await?)
+        Ok(self.inner.store.job(id).await?)
     }
 
     /// A page of jobs, newest first.
     pub async fn jobs(&self, offset: u64, limit: u64) -> Result<JobPage> {
-        Ok(self.store.list_jobs(offset, limit).await?)
+        Ok(self.inner.store.list_jobs(offset, limit).await?)
     }
 
     /// The newest job with this generation id.
     pub async fn newest_by_generation(&self, generation_id: &str) -> Result<Option<Job>> {
-        Ok(self.store.newest_by_generation(generation_id).await?)
+        Ok(self.inner.store.newest_by_generation(generation_id).await?)
     }
 
     /// The job and the id of the last event its row reflects. For a
     /// finished job the terminal event is not counted, so a stream that
     /// resumes from this id still receives it.
     pub async fn snapshot(&self, id: Uuid) -> Result<Option<(Job, i64)>> {
-        Ok(self.store.snapshot(id).await?)
+        Ok(self.inner.store.snapshot(id).await?)
     }
 
     /// Up to `limit` events of a job after `after`, oldest first, only of
@@ -156,25 +164,31 @@ impl Engine {
         levels: Option<&[Level]>,
     ) -> Result<Option<Vec<Arc<Event>>>> {
         let filter = Filter { levels };
-        Ok(self.store.events_after(job, after, limit, filter).await?)
+        Ok(self
+            .inner
+            .store
+            .events_after(job, after, limit, filter)
+            .await?)
     }
 
     /// Every event of a job after `after`, exactly once and in order, then
     /// live ones as they are committed.
     pub fn follow(&self, job: Uuid, after: i64) -> Feed {
-        Feed::new(&self.hub, self.store.clone(), job, after)
+        Feed::new(&self.inner.hub, self.inner.store.clone(), job, after)
     }
 
     /// Announcements of new jobs, for streams that wait for one.
     pub fn job_created(&self) -> broadcast::Receiver<JobCreated> {
-        self.hub.subscribe_created()
+        self.inner.hub.subscribe_created()
     }
 
     /// A resume cursor no larger than the newest event id. A larger one
     /// would skip the job's next events (they get smaller ids) and its end.
     pub async fn clamp_cursor(&self, cursor: Option<i64>) -> Result<Option<i64>> {
         match cursor {
-            Some(cursor) if cursor > 0 => Ok(Some(cursor.min(self.store.last_event_id().await?))),
+            Some(cursor) if cursor > 0 => {
+                Ok(Some(cursor.min(self.inner.store.last_event_id().await?)))
+            }
             other => Ok(other),
         }
     }
@@ -191,43 +205,49 @@ impl Engine {
 
     /// Starts an upload of songs into the music library.
     pub async fn song_upload(&self) -> Result<SongUpload, UploadError> {
-        let limit = self.config.max_upload_bytes;
-        SongUpload::start(self.config.music_dir.clone(), self.tools.clone(), limit).await
+        let limit = self.inner.config.max_upload_bytes;
+        SongUpload::start(
+            self.inner.config.music_dir.clone(),
+            self.inner.tools.clone(),
+            limit,
+        )
+        .await
     }
 
     /// The models the configured LLM server offers, or why it could not
     /// be asked.
     pub async fn llm_models(&self) -> std::result::Result<Vec<String>, String> {
-        let config = &self.config;
-        crate::tools::llm::list_models(&self.http, &config.llm_base_url, &config.llm_api_key).await
+        let config = &self.inner.config;
+        crate::tools::llm::list_models(&self.inner.http, &config.llm_base_url, &config.llm_api_key)
+            .await
     }
 
     /// Each media tool's path and version, or how to install it.
     pub async fn tool_report(&self) -> serde_json::Value {
-        self.tools.report().await
+        self.inner.tools.report().await
     }
 
     /// Figures for the health report.
     pub fn stats(&self) -> Stats {
         Stats {
-            running: self.control.count(),
-            subscribers: self.hub.subscriber_count(),
-            catch_ups: self.hub.catch_ups(),
-            cached_events: self.store.cached_events(),
+            running: self.inner.control.count(),
+            subscribers: self.inner.hub.subscriber_count(),
+            catch_ups: self.inner.hub.catch_ups(),
+            cached_events: self.inner.store.cached_events(),
         }
     }
 
     /// Claims the oldest queued job for this process. Its token is a child
     /// of `shutdown`, and a cancel request fires it.
     pub async fn claim_next(&self, shutdown: &CancellationToken) -> Result<Option<Claimed>> {
-        let Some(job) = self.store.claim_next().await? else {
+        let Some(job) = self.inner.store.claim_next().await? else {
             return Ok(None);
         };
         let token = shutdown.child_token();
-        let registration = self.control.register(job.id, token.clone());
+        let registration = self.inner.control.register(job.id, token.clone());
         // A cancel recorded between the claim and the registration did not
         // reach the token; the row has it.
-        if let Ok(Some(row)) = self.store.job(job.id).await
+        if let Ok(Some(row)) = self.inner.store.job(job.id).await
             && row.cancel_requested
         {
             token.cancel();
@@ -241,7 +261,7 @@ impl Engine {
 
     /// Resolves when a job may have been queued since the last call.
     pub async fn work_queued(&self) {
-        self.control.woken().await;
+        self.inner.control.woken().await;
     }
 
     /// Commits events and a change to their job in one step and returns the
@@ -253,27 +273,27 @@ impl Engine {
         events: Vec<NewEvent>,
         patch: JobPatch,
     ) -> Result<Vec<Arc<Event>>> {
-        Ok(self.store.append(job, events, patch).await?)
+        Ok(self.inner.store.append(job, events, patch).await?)
     }
 
     /// Jobs a crash left `running`, oldest first.
     pub async fn interrupted_jobs(&self) -> Result<Vec<Job>> {
-        Ok(self.store.jobs_in_state(JobState::Running).await?)
+        Ok(self.inner.store.jobs_in_state(JobState::Running).await?)
     }
 
     /// The stage map every new job starts with.
     pub fn initial_stages(&self) -> &Stages {
-        &self.stages
+        &self.inner.stages
     }
 
     /// Ends every open stream: they finish when the hub closes.
     pub fn close_streams(&self) {
-        self.hub.close();
+        self.inner.hub.close();
     }
 
     /// Closes the store's read side. The writer finishes what is queued and
     /// stops when the last handle is dropped.
     pub async fn close(&self) {
-        self.store.close().await;
+        self.inner.store.close().await;
     }
 }

@@ -192,10 +192,8 @@ async fn apply_ops(
             continue;
         }
         pending.flush(conn, &now, placer(staged)).await?;
-        match apply(conn, op, states, &now).await? {
-            Ok(done) => staged.push(done),
-            // Refused before anything was written: only this op fails.
-            Err((op, err)) => op.fail(err),
+        if let Some(done) = apply(conn, op, states, &now).await? {
+            staged.push(done);
         }
     }
     pending.flush(conn, &now, placer(staged)).await
@@ -206,16 +204,15 @@ fn placer(staged: &mut [Staged]) -> impl FnMut(usize, Event) + '_ {
     |slot, event| staged[slot].events.push(event)
 }
 
-/// Applies one op. The outer error aborts the batch; the inner one refuses
-/// only this op (no such job, or a finished one), which wrote nothing.
+/// Applies one op. An error aborts the batch. An append to a job that is
+/// gone or finished writes nothing and is refused on its own reply (`None`).
 async fn apply(
     conn: &mut SqliteConnection,
     op: Op,
     states: &mut States,
     now: &Now,
-) -> Result<std::result::Result<Staged, (Op, StoreError)>> {
+) -> Result<Option<Staged>> {
     let mut events = Vec::new();
-    let refused = |err: &StoreError| matches!(err, StoreError::NotFound | StoreError::Finished);
     let (answer, created) = match op {
         Op::Create(job, reply) => {
             let id = job.id;
@@ -240,23 +237,18 @@ async fn apply(
             patch,
             reply,
         } => {
-            let change = patch.as_deref().cloned().unwrap_or_default();
-            match jobs::update(conn, job, &change, now).await {
-                Err(err) if refused(&err) => {
-                    let op = Op::Append {
-                        job,
-                        events: new,
-                        patch,
-                        reply,
-                    };
-                    return Ok(Err((op, err)));
+            let patch = patch.unwrap_or_default();
+            match jobs::update(conn, job, &patch, now).await {
+                Err(err @ (StoreError::NotFound | StoreError::Finished)) => {
+                    let _ = reply.send(Err(err));
+                    return Ok(None);
                 }
                 result => result?,
             }
             for event in new {
                 events.push(jobs::insert_event(conn, job, event, now).await?);
             }
-            if let Some(state) = change.state {
+            if let Some(state) = patch.state {
                 states.set(job, state);
             }
             (Answer::Appended(reply), None)
@@ -269,7 +261,7 @@ async fn apply(
             (Answer::Cancel(reply, outcome), None)
         }
     };
-    Ok(Ok(Staged {
+    Ok(Some(Staged {
         answer,
         events,
         created,

@@ -71,7 +71,12 @@ async fn unknown_routes_and_wrong_methods_answer_in_json() {
     let server = TestServer::start(quick()).await;
     let (status, body) = raw(&server, "GET", "/api/nothing-here", None, "").await;
     assert_mp_error(status, &body, StatusCode::NOT_FOUND);
-    for path in ["/api/v1/nothing-here", "/api/v1/", "/api/v1", "/api/v1/jobs/x/nope"] {
+    for path in [
+        "/api/v1/nothing-here",
+        "/api/v1/",
+        "/api/v1",
+        "/api/v1/jobs/x/nope",
+    ] {
         let (status, body) = raw(&server, "GET", path, None, "").await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["success"], false, "{path}: {body}");
