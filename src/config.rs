@@ -47,6 +47,40 @@ pub struct Config {
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_upload_bytes: usize,
 
+    /// Most files one song upload may carry.
+    #[arg(long, env = "MAX_UPLOAD_FILES", default_value_t = 20)]
+    pub max_upload_files: usize,
+
+    /// Slowest an upload may arrive, in KiB per second, once its first
+    /// BODY_TIMEOUT_SECS are used up.
+    #[arg(long, env = "UPLOAD_MIN_KIB_PER_SEC", default_value_t = 64)]
+    pub upload_min_kib_per_sec: u64,
+
+    /// Seconds a request body may take to arrive whole, counted from the end
+    /// of its head.
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a connection may sit idle (no request in flight) before it
+    /// is closed, for HTTP/1 and HTTP/2 alike.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+
+    /// Most connections open at once; past it the server waits for one to
+    /// close before it accepts the next.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
+
+    /// New jobs are refused (507) while the data folder's filesystem has
+    /// less free space than this, in MiB.
+    #[arg(long, env = "MIN_FREE_DISK_MB", default_value_t = 500)]
+    pub min_free_disk_mb: u64,
+
+    /// Finished jobs older than this many days are deleted with their
+    /// events and folder, in the background; 0 keeps them.
+    #[arg(long, env = "JOB_RETENTION_DAYS", default_value_t = 0)]
+    pub job_retention_days: u64,
+
     /// Seconds between SSE keep-alive comments.
     #[arg(long, env = "SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
@@ -58,6 +92,11 @@ pub struct Config {
     /// How many events the in-memory log cache holds before it evicts jobs.
     #[arg(long, env = "EVENT_CACHE_EVENTS", default_value_t = 200_000)]
     pub event_cache_events: usize,
+
+    /// How many bytes of events the in-memory log cache holds before it
+    /// evicts jobs.
+    #[arg(long, env = "EVENT_CACHE_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub event_cache_bytes: usize,
 
     /// Base URL clients use to reach this server, for absolute links such as
     /// `output_video_url`. Empty: taken from the request's `Host` header.
@@ -176,6 +215,41 @@ impl Config {
         Config::parse()
     }
 
+    /// The same configuration with every path absolute, resolved against
+    /// the working directory: the data, music and footage folders, the
+    /// font, and a relative SQLite database. Jobs run their tools in their
+    /// own folders, where a relative path would point nowhere.
+    pub fn with_absolute_paths(mut self) -> Self {
+        for path in [
+            &mut self.data_dir,
+            &mut self.music_dir,
+            &mut self.footage_dir,
+            &mut self.font_path,
+        ] {
+            if let Ok(absolute) = std::path::absolute(&*path) {
+                *path = absolute;
+            }
+        }
+        self.database_url = absolute_sqlite_url(&self.database_url);
+        self
+    }
+
+    /// The SQLite database file, or `None` for an in-memory database.
+    pub fn database_file(&self) -> Option<PathBuf> {
+        let (path, _) = sqlite_path(&self.database_url)?;
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+
+    /// How long a connection may sit idle.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// How long a request body may take.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs.max(1))
+    }
+
     /// Interval between SSE keep-alive comments.
     pub fn sse_keepalive(&self) -> Duration {
         Duration::from_secs(self.sse_keepalive_secs.max(1))
@@ -184,5 +258,56 @@ impl Config {
     /// How long a seed 002 progress stream stays open.
     pub fn progress_timeout(&self) -> Duration {
         Duration::from_secs(self.progress_timeout_secs)
+    }
+}
+
+/// The path part of a `sqlite:` URL and what follows it (`?mode=...`).
+fn sqlite_path(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(match rest.find('?') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    })
+}
+
+/// A `sqlite:` URL whose relative file path is made absolute.
+fn absolute_sqlite_url(url: &str) -> String {
+    match sqlite_path(url) {
+        Some((path, query)) if !path.is_empty() && path != ":memory:" && !path.starts_with('/') => {
+            match std::path::absolute(path) {
+                Ok(absolute) => format!("sqlite://{}{query}", absolute.display()),
+                Err(_) => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_absolute_and_others_stay() {
+        let cwd = std::env::current_dir().unwrap();
+        let config = Config::default().with_absolute_paths();
+        assert_eq!(config.music_dir, cwd.join("music"));
+        assert_eq!(config.data_dir, cwd.join("data"));
+        assert_eq!(
+            config.database_url,
+            format!("sqlite://{}", cwd.join("data/reelay.db").display())
+        );
+        assert_eq!(config.database_file(), Some(cwd.join("data/reelay.db")));
+        assert_eq!(absolute_sqlite_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            absolute_sqlite_url("sqlite:///srv/r.db?mode=rwc"),
+            "sqlite:///srv/r.db?mode=rwc"
+        );
+        assert_eq!(
+            absolute_sqlite_url("sqlite:x.db?mode=rwc"),
+            format!("sqlite://{}?mode=rwc", cwd.join("x.db").display())
+        );
     }
 }

@@ -56,7 +56,14 @@ impl Reelay {
     /// Opens the engine, requeues or fails jobs a crash left running, and
     /// starts the worker with `pipeline`.
     pub async fn start(config: Config, pipeline: Pipeline) -> anyhow::Result<Reelay> {
-        let config = Arc::new(config);
+        let config = Arc::new(config.with_absolute_paths());
+        // The libraries' folders exist from the start, so that the README's
+        // "put tracks in music/" works before the first upload.
+        for folder in [&config.data_dir, &config.music_dir, &config.footage_dir] {
+            std::fs::create_dir_all(folder).map_err(|err| {
+                anyhow::anyhow!("could not create the folder {}: {err}", folder.display())
+            })?;
+        }
         let engine = Engine::open(config.clone(), pipeline.initial_stages()).await?;
         let recovery = worker::lifecycle::recover_interrupted(&engine).await?;
         if !recovery.requeued.is_empty()
@@ -126,4 +133,34 @@ impl Reelay {
         self.state.engine.close().await;
         result
     }
+}
+
+/// Logs what a newcomer needs to know: where the database and the
+/// folders are, which media tools were found (or how to install them),
+/// and where the docs and the health report are served.
+pub async fn log_startup(state: AppState, addr: std::net::SocketAddr) {
+    let config = &state.config;
+    match config.database_file() {
+        Some(file) => tracing::info!(file = %file.display(), "database"),
+        None => tracing::info!(url = %config.database_url, "database"),
+    }
+    tracing::info!(path = %config.data_dir.display(), "data folder (one folder per job under jobs/)");
+    tracing::info!(path = %config.music_dir.display(), "music library");
+    tracing::info!(path = %config.footage_dir.display(), "footage library");
+    if let serde_json::Value::Object(tools) = state.engine.tool_report().await {
+        for (name, tool) in tools {
+            match (tool["path"].as_str(), tool["version"].as_str()) {
+                (Some(path), version) => {
+                    tracing::info!(path, version = version.unwrap_or("unknown"), "found {name}")
+                }
+                (None, _) => tracing::warn!("{}", tool["error"].as_str().unwrap_or(&name)),
+            }
+        }
+    }
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+    } else {
+        addr
+    };
+    tracing::info!("API docs at http://{host}/docs, health at http://{host}/health");
 }

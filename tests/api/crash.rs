@@ -1,71 +1,10 @@
 //! The real binary, killed with SIGKILL mid-job and started again.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Api, require_media_tools};
-
-/// The `reelay` binary on port 0, with everything under `dir`.
-struct Binary {
-    child: Child,
-    api: Api,
-}
-
-impl Binary {
-    fn start(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reelay"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("BIND_ADDR", "127.0.0.1:0")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("reelay.db").display()),
-            )
-            .env("DATA_DIR", dir.join("data"))
-            .env("FOOTAGE_DIR", dir.join("footage"))
-            .env("MUSIC_DIR", dir.join("music"))
-            .env("RUST_LOG", "info")
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the reelay binary");
-        // The first log line with an address says where it listens.
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the server exited before listening")
-                .expect("read the server log");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Binary {
-            child,
-            api: Api::new(format!("http://{addr}")),
-        }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{Api, Binary, require_media_tools};
 
 /// Submits a script job of `sentence` repeated, long enough to be killed
 /// mid-run, and returns its id.

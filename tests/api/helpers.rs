@@ -2,8 +2,11 @@
 //! and a client that talks to it over HTTP.
 
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -240,6 +243,93 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The real `reelay` binary on port 0, its log collected.
+pub struct Binary {
+    pub child: Child,
+    pub api: Api,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    /// Everything under `dir`, given as absolute paths.
+    pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, |cmd| {
+            cmd.env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("reelay.db").display()),
+            )
+            .env("DATA_DIR", dir.join("data"))
+            .env("FOOTAGE_DIR", dir.join("footage"))
+            .env("MUSIC_DIR", dir.join("music"));
+        })
+    }
+
+    /// Run in `dir` with only `PATH`, `BIND_ADDR` and `RUST_LOG` set, and
+    /// whatever `configure` adds: the defaults a user gets.
+    pub fn start_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("start the reelay binary");
+        // The first log line with an address says where it listens.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before listening")
+                .expect("read the server log");
+            log.lock().unwrap().push(line.clone());
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Binary {
+            child,
+            api: Api::new(format!("http://{addr}")),
+            log,
+        }
+    }
+
+    /// Waits until a log line contains `needle`, and returns it.
+    pub async fn log_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

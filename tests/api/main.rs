@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod fakes;
+mod first_run;
 mod frontends;
 mod lifecycle;
 mod media;

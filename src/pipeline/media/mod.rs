@@ -50,8 +50,10 @@ pub struct MediaEnv {
 }
 
 impl MediaEnv {
-    /// The environment for `config`.
+    /// The environment for `config`, with its paths made absolute: tools
+    /// run in each job's folder.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let config = Arc::new(Config::clone(&config).with_absolute_paths());
         let tools = Arc::new(Tools::new(&config));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
