@@ -50,6 +50,8 @@ pub fn app(state: AppState) -> Router {
 pub struct Reelay {
     state: AppState,
     worker: Worker,
+    /// Stops the background tasks (the retention sweep).
+    background: tokio_util::sync::CancellationToken,
 }
 
 impl Reelay {
@@ -83,9 +85,18 @@ impl Reelay {
             config.data_dir.join("jobs"),
             config.worker_concurrency,
         );
+        let background = tokio_util::sync::CancellationToken::new();
+        if config.job_retention_days > 0 {
+            tokio::spawn(engine::keep_retention(
+                engine.clone(),
+                config.job_retention_days,
+                background.clone(),
+            ));
+        }
         Ok(Reelay {
             state: AppState { engine, config },
             worker,
+            background,
         })
     }
 
@@ -129,6 +140,7 @@ impl Reelay {
             worker.begin_shutdown();
         };
         let result = serve::run(listener, router, api::is_event_stream, signal).await;
+        self.background.cancel();
         self.worker.shutdown(SHUTDOWN_GRACE).await;
         self.state.engine.close().await;
         result

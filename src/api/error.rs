@@ -1,129 +1,19 @@
-//! Errors of every route, rendered as JSON in the envelope of the dialect
-//! whose router the route belongs to.
+//! Everything a route can answer with instead of success: [`ApiError`],
+//! its status and code, and its body in a [`Dialect`]'s envelope.
 //!
-//! Each dialect's router carries its [`Dialect`] in the layer that
-//! [`with_dialect`] puts around it. Handlers and extractors return
-//! [`ApiError`]; its response carries the error itself and no body, and
-//! the router's layer renders it in that router's envelope. The same layer
-//! turns any other error response of its routes (axum's 405, a file
-//! service's 416) into JSON, so no client ever sees an HTML or plain-text
-//! error. A handler that answers in another dialect than its router's (the
+//! Handlers and extractors return [`ApiError`]; its response carries the
+//! error itself and no body, and the layer of the router it came from
+//! renders it in that dialect's envelope (see [`super::dialect`]). A
+//! handler that answers in another dialect than its router's (the
 //! `/api/generate` dispatcher) renders with [`ApiError::render`] itself.
 
-use axum::extract::{Request, State};
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::Value;
-use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::AppState;
+use super::dialect::{Dialect, Style};
 use crate::engine::{EngineError, UploadError};
-use crate::model::{Field, Invalid};
-
-/// The error envelopes of the seeds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// `{"status":"error","message":...}` (MoneyPrinter, seeds 000 and 003).
-    MoneyPrinter,
-    /// `{"success":false,"message":...,"error":{"detail":...,"code":...}}`
-    /// (seed 004, and every route under `/api/v1`).
-    V1,
-    /// `{"detail":...}` (AI-Video-Gen's FastAPI, seed 002).
-    Detail,
-}
-
-/// How one dialect answers errors: its envelope's style, and its names for
-/// the request fields.
-#[derive(Debug, Clone, Copy)]
-pub struct Dialect {
-    /// The JSON shape.
-    pub style: Style,
-    /// The dialect's name for each request field.
-    pub field_name: fn(Field) -> &'static str,
-}
-
-/// A request field's plain snake_case name, for dialects whose names
-/// follow the engine's.
-pub fn snake_case_name(field: Field) -> &'static str {
-    match field {
-        Field::Subject => "subject",
-        Field::Script => "script",
-        Field::Voice => "voice",
-        Field::AiModel => "ai_model",
-        Field::SceneCount => "scene_count",
-        Field::CustomPrompt => "custom_prompt",
-        Field::Tone => "tone",
-        Field::Language => "language",
-        Field::SubtitlesPosition => "subtitles_position",
-        Field::Color => "color",
-        Field::UseMusic => "use_music",
-        Field::Threads => "threads",
-        Field::Aspect => "aspect_ratio",
-        Field::Width => "width",
-        Field::Height => "height",
-        Field::Size => "width and height",
-    }
-}
-
-/// MoneyPrinter's error envelope.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MpErrorBody {
-    /// Always `error`.
-    pub status: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// The v1 error envelope.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct V1ErrorBody {
-    /// Always false.
-    pub success: bool,
-    /// What went wrong.
-    pub message: String,
-    /// The same, with a machine-readable code.
-    pub error: V1ErrorDetail,
-}
-
-/// The detail of a v1 error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct V1ErrorDetail {
-    /// What went wrong.
-    pub detail: String,
-    /// `JOB_NOT_FOUND`, `VALIDATION_ERROR`, `RESULT_NOT_READY`, ...
-    pub code: String,
-}
-
-/// AI-Video-Gen's (FastAPI's) error body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DetailBody {
-    /// What went wrong.
-    pub detail: String,
-}
-
-impl Style {
-    fn body(self, message: String, code: &str) -> Value {
-        let body = match self {
-            Style::MoneyPrinter => serde_json::to_value(MpErrorBody {
-                status: "error".into(),
-                message,
-            }),
-            Style::V1 => serde_json::to_value(V1ErrorBody {
-                success: false,
-                message: message.clone(),
-                error: V1ErrorDetail {
-                    detail: message,
-                    code: code.to_string(),
-                },
-            }),
-            Style::Detail => serde_json::to_value(DetailBody { detail: message }),
-        };
-        body.unwrap_or(Value::Null)
-    }
-}
+use crate::model::Invalid;
 
 /// Everything a route can answer with instead of success.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -173,6 +63,21 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("The server is shutting down; try again shortly.")]
     Unavailable,
+    /// The data folder's disk has less room than new jobs need.
+    #[error(
+        "The server's disk is nearly full: {free_mb} MiB free, and new jobs need \
+         {min_mb} MiB. Delete finished jobs or free space, then try again."
+    )]
+    InsufficientStorage {
+        /// MiB free.
+        free_mb: u64,
+        /// MiB needed.
+        min_mb: u64,
+    },
+    /// The database cannot be written right now (a full disk, an I/O
+    /// error).
+    #[error("The server cannot write to its database right now; try again shortly.")]
+    StoreUnavailable,
     /// Logged where it happens; the client gets no internals.
     #[error("Internal server error.")]
     Internal,
@@ -217,7 +122,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal | ApiError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Http { status, .. } => *status,
         }
@@ -236,7 +142,18 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::Unavailable => "UNAVAILABLE",
+            ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
+            ApiError::InsufficientStorage { .. } => "INSUFFICIENT_STORAGE",
             ApiError::Internal | ApiError::Failed(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// Seconds a client should wait before it tries again, for errors that
+    /// pass.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable | ApiError::StoreUnavailable => Some(5),
+            _ => None,
         }
     }
 
@@ -248,9 +165,11 @@ impl ApiError {
         };
         let body = dialect.style.body(message, self.code());
         let mut response = (self.status(dialect.style), Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -270,6 +189,17 @@ impl From<EngineError> for ApiError {
             EngineError::JobNotFound => ApiError::JobNotFound,
             EngineError::Invalid(invalid) => ApiError::Invalid(invalid),
             EngineError::ShuttingDown => ApiError::Unavailable,
+            EngineError::StoreUnavailable => ApiError::StoreUnavailable,
+            EngineError::DiskLow { free_mb, min_mb } => {
+                ApiError::InsufficientStorage { free_mb, min_mb }
+            }
+            EngineError::JobActive(state) => ApiError::Conflict {
+                message: format!(
+                    "The job is {}; cancel it before deleting it.",
+                    state.as_str()
+                ),
+                code: "JOB_ACTIVE",
+            },
             EngineError::Finished => ApiError::Conflict {
                 message: "The job has already finished.".into(),
                 code: "JOB_FINISHED",
@@ -299,70 +229,4 @@ impl From<UploadError> for ApiError {
             }
         }
     }
-}
-
-/// Puts `router`'s routes in `dialect`: their errors are rendered in its
-/// envelope, and a panic in one of them becomes a 500 in it.
-pub fn with_dialect(router: Router<AppState>, dialect: Dialect) -> Router<AppState> {
-    router
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::from_fn_with_state(dialect, render_errors))
-}
-
-/// Renders every error response of the routes below it in `dialect`'s
-/// envelope.
-async fn render_errors(State(dialect): State<Dialect>, req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    if let Some(err) = response.extensions_mut().remove::<ApiError>() {
-        return keep_headers(response, err.render(dialect));
-    }
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
-        return response;
-    }
-    let (message, code) = match status {
-        StatusCode::NOT_FOUND => ("No such route.".to_string(), "ROUTE_NOT_FOUND"),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "Method not allowed for this route.".to_string(),
-            "METHOD_NOT_ALLOWED",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "Request body is too large.".to_string(),
-            "PAYLOAD_TOO_LARGE",
-        ),
-        StatusCode::RANGE_NOT_SATISFIABLE => (
-            "The requested range is not satisfiable.".to_string(),
-            "RANGE_NOT_SATISFIABLE",
-        ),
-        s if s.is_server_error() => ("Internal server error.".to_string(), "INTERNAL_ERROR"),
-        s => (
-            s.canonical_reason().unwrap_or("Bad request").to_string() + ".",
-            "BAD_REQUEST",
-        ),
-    };
-    let err = ApiError::Http {
-        status,
-        message,
-        code,
-    };
-    keep_headers(response, err.render(dialect))
-}
-
-fn is_json(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"))
-}
-
-/// Carries the headers of the original error (`Allow`, `Content-Range`,
-/// `Retry-After`) over to the rendered one.
-fn keep_headers(original: Response, mut rendered: Response) -> Response {
-    for name in [header::ALLOW, header::CONTENT_RANGE, header::RETRY_AFTER] {
-        if let Some(value) = original.headers().get(&name) {
-            rendered.headers_mut().insert(name, value.clone());
-        }
-    }
-    rendered
 }

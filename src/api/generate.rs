@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::aivideogen::{self, generate::AvgBody, generate::AvgReply};
-use super::error::{DetailBody, MpErrorBody, with_dialect};
+use super::dialect::{DetailBody, MpErrorBody, with_dialect};
 use super::extract::JsonBody;
 use super::moneyprinter::{self, request::GenerateBody, request::GenerateReply};
 use crate::AppState;

@@ -11,6 +11,7 @@
 
 pub mod aivideogen;
 pub mod clipzy;
+pub mod dialect;
 pub mod error;
 pub mod extract;
 pub mod fields;
@@ -33,7 +34,8 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
-use error::{ApiError, with_dialect};
+use dialect::with_dialect;
+use error::ApiError;
 pub use streams::is_event_stream;
 
 /// Longest wait for the next piece of a request body.
@@ -67,7 +69,7 @@ pub fn router(state: AppState) -> Router {
 /// another origin than the API.
 fn cors(origins: &str) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers(Any)
         .expose_headers([header::CONTENT_RANGE, header::CONTENT_LENGTH]);
     let origins = origins.trim();
@@ -96,6 +98,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "subscribers": stats.subscribers,
         "streamCatchUps": stats.catch_ups,
         "cachedEvents": stats.cached_events,
+        "cachedEventBytes": stats.cached_bytes,
         "tools": state.engine.tool_report().await,
     }))
 }

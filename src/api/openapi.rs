@@ -33,6 +33,7 @@ use crate::AppState;
         clipzy::result,
         clipzy::video_file,
         clipzy::cancel,
+        clipzy::delete,
         super::health,
     ),
     tags(

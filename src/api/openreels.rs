@@ -17,9 +17,8 @@ use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::error::{
-    ApiError, ApiResult, Dialect, Style, V1ErrorBody, snake_case_name, with_dialect,
-};
+use super::dialect::{Dialect, Style, V1ErrorBody, snake_case_name, with_dialect};
+use super::error::{ApiError, ApiResult};
 use super::extract::JobId;
 use super::sse;
 use super::streams::OPENREELS_EVENTS;

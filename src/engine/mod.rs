@@ -6,27 +6,30 @@
 //! answers, and it hides the store and the hub behind one cheap handle.
 
 mod control;
+mod disk;
 mod error;
 mod feed;
 mod library;
+mod work;
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use control::{Claimed, Registration};
+pub use disk::{free_bytes, keep_retention, sweep};
 pub use error::{EngineError, Result};
 pub use feed::Feed;
 pub use library::{SongFile, SongUpload, UploadError};
 
 pub use crate::hub::JobCreated;
+use crate::store::Deleted;
 pub use crate::store::{CancelOutcome, JobPage, JobPatch, Stamp};
 
 use crate::Config;
 use crate::hub::Hub;
-use crate::model::{Event, Job, JobRequest, JobState, Level, NewEvent, Stages, generation_id};
+use crate::model::{Event, Job, JobRequest, Level, Stages, generation_id};
 use crate::store::{Filter, NewJob, Store};
 use crate::tools::Tools;
 use control::Control;
@@ -42,6 +45,8 @@ pub struct Stats {
     pub catch_ups: u64,
     /// Events held in memory.
     pub cached_events: usize,
+    /// Their approximate bytes.
+    pub cached_bytes: usize,
 }
 
 /// Cheap handle to the engine; clone it freely (one reference count, as
@@ -67,8 +72,13 @@ impl Engine {
     /// pending, in order.
     pub async fn open(config: Arc<Config>, stages: Stages) -> Result<Engine> {
         let hub = Hub::new();
-        let store =
-            Store::open(&config.database_url, hub.clone(), config.event_cache_events).await?;
+        let store = Store::open(
+            &config.database_url,
+            hub.clone(),
+            config.event_cache_events,
+            config.event_cache_bytes,
+        )
+        .await?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
@@ -83,8 +93,11 @@ impl Engine {
     }
 
     /// Validates `request`, queues it as a new job and wakes the worker.
+    /// Refused while the data folder's disk has less room than
+    /// `MIN_FREE_DISK_MB`: a job needs room for its files.
     pub async fn submit(&self, request: JobRequest) -> Result<Job> {
         let request = request.validate()?;
+        self.check_free_space().await?;
         let job = self
             .inner
             .store
@@ -97,6 +110,61 @@ impl Engine {
             .await?;
         self.inner.control.wake();
         Ok(job)
+    }
+
+    /// Fails with [`EngineError::DiskLow`] when the data folder's disk has
+    /// less room than the configured minimum.
+    async fn check_free_space(&self) -> Result<()> {
+        let min_mb = self.inner.config.min_free_disk_mb;
+        if min_mb == 0 {
+            return Ok(());
+        }
+        let folder = self.inner.config.data_dir.clone();
+        let free = tokio::task::spawn_blocking(move || free_bytes(&folder)).await;
+        match free {
+            Ok(Ok(bytes)) if bytes / (1024 * 1024) < min_mb => Err(EngineError::DiskLow {
+                free_mb: bytes / (1024 * 1024),
+                min_mb,
+            }),
+            Ok(Ok(_)) => Ok(()),
+            // Unknown: do not refuse work for want of a figure.
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not read the data folder's free space");
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Deletes a finished job, its events and its folder. A job that has
+    /// not finished must be cancelled first ([`EngineError::JobActive`]).
+    pub async fn delete(&self, id: Uuid) -> Result<()> {
+        match self.inner.store.delete_job(id).await? {
+            Deleted::Active(state) => Err(EngineError::JobActive(state)),
+            Deleted::Gone => {
+                let folder = self.inner.config.data_dir.join("jobs").join(id.to_string());
+                match tokio::fs::remove_dir_all(&folder).await {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        tracing::warn!(path = %folder.display(), error = %err, "could not remove a deleted job's folder");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Finished jobs that ended before `cutoff`, oldest first.
+    pub async fn jobs_finished_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Uuid>> {
+        Ok(self
+            .inner
+            .store
+            .finished_before(&crate::model::rfc3339(cutoff))
+            .await?)
     }
 
     /// Asks a job to stop: a queued job is cancelled at once, a running one
@@ -233,52 +301,9 @@ impl Engine {
             running: self.inner.control.count(),
             subscribers: self.inner.hub.subscriber_count(),
             catch_ups: self.inner.hub.catch_ups(),
-            cached_events: self.inner.store.cached_events(),
+            cached_events: self.inner.store.cached().0,
+            cached_bytes: self.inner.store.cached().1,
         }
-    }
-
-    /// Claims the oldest queued job for this process. Its token is a child
-    /// of `shutdown`, and a cancel request fires it.
-    pub async fn claim_next(&self, shutdown: &CancellationToken) -> Result<Option<Claimed>> {
-        let Some(job) = self.inner.store.claim_next().await? else {
-            return Ok(None);
-        };
-        let token = shutdown.child_token();
-        let registration = self.inner.control.register(job.id, token.clone());
-        // A cancel recorded between the claim and the registration did not
-        // reach the token; the row has it.
-        if let Ok(Some(row)) = self.inner.store.job(job.id).await
-            && row.cancel_requested
-        {
-            token.cancel();
-        }
-        Ok(Some(Claimed {
-            job,
-            token,
-            registration,
-        }))
-    }
-
-    /// Resolves when a job may have been queued since the last call.
-    pub async fn work_queued(&self) {
-        self.inner.control.woken().await;
-    }
-
-    /// Commits events and a change to their job in one step and returns the
-    /// committed events. Fails with [`EngineError::Finished`] once the job
-    /// is terminal.
-    pub async fn append(
-        &self,
-        job: Uuid,
-        events: Vec<NewEvent>,
-        patch: JobPatch,
-    ) -> Result<Vec<Arc<Event>>> {
-        Ok(self.inner.store.append(job, events, patch).await?)
-    }
-
-    /// Jobs a crash left `running`, oldest first.
-    pub async fn interrupted_jobs(&self) -> Result<Vec<Job>> {
-        Ok(self.inner.store.jobs_in_state(JobState::Running).await?)
     }
 
     /// The stage map every new job starts with.

@@ -247,6 +247,23 @@ impl Event {
             .clone()
     }
 
+    /// Roughly how many bytes the event holds in memory, for bounding the
+    /// log cache.
+    pub fn approx_size(&self) -> usize {
+        fn value_size(value: &Value) -> usize {
+            16 + match value {
+                Value::String(s) => s.len(),
+                Value::Array(items) => items.iter().map(value_size).sum(),
+                Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_size(v)).sum(),
+                _ => 0,
+            }
+        }
+        std::mem::size_of::<Event>()
+            + self.message.len()
+            + self.stage.as_ref().map_or(0, String::len)
+            + self.payload.as_ref().map_or(0, value_size)
+    }
+
     /// True for the event that ends a job's log.
     pub fn is_terminal(&self) -> bool {
         self.stage.is_none() && self.kind.is_some_and(EventKind::is_terminal)

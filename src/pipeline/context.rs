@@ -108,19 +108,22 @@ impl StageContext {
         }
     }
 
+    /// Records an event of this stage. While the database cannot be
+    /// written the stage waits here, retrying, unless the job is stopped.
     async fn append(&self, event: NewEvent, patch: JobPatch) -> Result<(), StageError> {
-        self.engine
-            .append(
-                self.job.id,
-                vec![event.with_stage(self.stage.clone())],
-                patch,
-            )
+        let event = event.with_stage(self.stage.clone());
+        match self
+            .engine
+            .append_until_written(self.job.id, vec![event], patch, &self.token)
             .await
-            .map(drop)
-            .map_err(|err| {
+        {
+            Ok(_) => Ok(()),
+            Err(_) if self.token.is_cancelled() => Err(StageError::Cancelled),
+            Err(err) => {
                 tracing::error!(job = %self.job.id, error = %err, "could not record an event");
-                StageError::failed("The job's event could not be recorded.")
-            })
+                Err(StageError::failed("The job's event could not be recorded."))
+            }
+        }
     }
 
     /// Records a message of this stage, with optional data that no dialect

@@ -64,6 +64,19 @@ impl StageError {
     pub fn failed(message: impl Into<String>) -> Self {
         StageError::Failed(message.into())
     }
+
+    /// A file operation that failed, `what` saying which ("Could not write
+    /// score.json"). A full disk says so plainly, with what to do about it.
+    pub fn io(what: impl std::fmt::Display, err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::StorageFull {
+            StageError::Failed(format!(
+                "{what}: the disk is full. Free some space or delete finished jobs, \
+                 then submit the job again."
+            ))
+        } else {
+            StageError::Failed(format!("{what}: {err}"))
+        }
+    }
 }
 
 impl From<ToolError> for StageError {

@@ -30,13 +30,22 @@ enum Slot {
     Ready {
         events: Vec<Arc<Event>>,
         used: u64,
+        /// Approximate bytes of `events`.
+        bytes: usize,
     },
+}
+
+/// Approximate bytes of a log.
+fn bytes_of(events: &[Arc<Event>]) -> usize {
+    events.iter().map(|e| e.approx_size()).sum()
 }
 
 struct Inner {
     jobs: HashMap<Uuid, Slot>,
     /// Events held by `Ready` slots.
     total: usize,
+    /// Their approximate bytes.
+    bytes: usize,
     /// Logical clock for least-recently-used eviction and load generations.
     clock: u64,
 }
@@ -86,18 +95,22 @@ impl Filter<'_> {
 pub struct LogCache {
     inner: Mutex<Inner>,
     capacity: usize,
+    capacity_bytes: usize,
 }
 
 impl LogCache {
-    /// A cache of at most about `capacity` events.
-    pub fn new(capacity: usize) -> Self {
+    /// A cache of at most about `capacity` events and `capacity_bytes`
+    /// bytes, whichever comes first.
+    pub fn new(capacity: usize, capacity_bytes: usize) -> Self {
         LogCache {
             inner: Mutex::new(Inner {
                 jobs: HashMap::new(),
                 total: 0,
+                bytes: 0,
                 clock: 0,
             }),
             capacity: capacity.max(1),
+            capacity_bytes: capacity_bytes.max(1),
         }
     }
 
@@ -111,13 +124,34 @@ impl LogCache {
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
+        let bytes = bytes_of(&events);
         inner.total += events.len();
-        if let Some(Slot::Ready { events: old, .. }) =
-            inner.jobs.insert(job, Slot::Ready { events, used })
-        {
+        inner.bytes += bytes;
+        if let Some(Slot::Ready {
+            events: old,
+            bytes: old_bytes,
+            ..
+        }) = inner.jobs.insert(
+            job,
+            Slot::Ready {
+                events,
+                used,
+                bytes,
+            },
+        ) {
             inner.total -= old.len();
+            inner.bytes -= old_bytes;
         }
         self.evict(&mut inner);
+    }
+
+    /// Forgets a deleted job's log.
+    pub fn forget(&self, job: Uuid) {
+        let mut inner = self.lock();
+        if let Some(Slot::Ready { events, bytes, .. }) = inner.jobs.remove(&job) {
+            inner.total -= events.len();
+            inner.bytes -= bytes;
+        }
     }
 
     /// Records committed events, in id order. A log loaded from SQLite
@@ -125,20 +159,24 @@ impl LogCache {
     /// twice.
     pub fn push(&self, events: &[Arc<Event>]) {
         let mut inner = self.lock();
-        let mut added = 0;
+        let (mut added, mut added_bytes) = (0, 0);
         for event in events {
             match inner.jobs.get_mut(&event.job_id) {
-                Some(Slot::Ready { events, .. })
+                Some(Slot::Ready { events, bytes, .. })
                     if events.last().is_none_or(|last| last.id < event.id) =>
                 {
+                    let size = event.approx_size();
                     events.push(event.clone());
+                    *bytes += size;
                     added += 1;
+                    added_bytes += size;
                 }
                 Some(Slot::Loading { pending, .. }) => pending.push(event.clone()),
                 Some(Slot::Ready { .. }) | None => {}
             }
         }
         inner.total += added;
+        inner.bytes += added_bytes;
         if added > 0 {
             self.evict(&mut inner);
         }
@@ -149,7 +187,7 @@ impl LogCache {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
-        let Some(Slot::Ready { events, used }) = inner.jobs.get_mut(&job) else {
+        let Some(Slot::Ready { events, used, .. }) = inner.jobs.get_mut(&job) else {
             return Lookup::Miss;
         };
         *used = now;
@@ -215,8 +253,17 @@ impl LogCache {
         let mut events = loaded;
         let last = events.last().map_or(0, |e| e.id);
         events.extend(pending.into_iter().filter(|e| e.id > last));
+        let bytes = bytes_of(&events);
         inner.total += events.len();
-        inner.jobs.insert(load.job, Slot::Ready { events, used });
+        inner.bytes += bytes;
+        inner.jobs.insert(
+            load.job,
+            Slot::Ready {
+                events,
+                used,
+                bytes,
+            },
+        );
         self.evict(&mut inner);
     }
 
@@ -237,28 +284,35 @@ impl LogCache {
         }
     }
 
-    /// Drops least recently used logs until the cache is below 90 % of its
-    /// capacity. Sorting is fine: it runs once per many thousand events.
+    /// Drops least recently used logs until the cache is below 90 % of both
+    /// its capacities. Sorting is fine: it runs once per many thousand
+    /// events.
     fn evict(&self, inner: &mut Inner) {
-        if inner.total <= self.capacity {
+        if inner.total <= self.capacity && inner.bytes <= self.capacity_bytes {
             return;
         }
         let target = self.capacity - self.capacity / 10;
-        let mut ready: Vec<(u64, Uuid, usize)> = inner
+        let target_bytes = self.capacity_bytes - self.capacity_bytes / 10;
+        let mut ready: Vec<(u64, Uuid, usize, usize)> = inner
             .jobs
             .iter()
             .filter_map(|(id, slot)| match slot {
-                Slot::Ready { events, used } => Some((*used, *id, events.len())),
+                Slot::Ready {
+                    events,
+                    used,
+                    bytes,
+                } => Some((*used, *id, events.len(), *bytes)),
                 Slot::Loading { .. } => None,
             })
             .collect();
-        ready.sort_unstable_by_key(|(used, _, _)| *used);
-        for (_, id, len) in ready {
-            if inner.total <= target {
+        ready.sort_unstable_by_key(|(used, ..)| *used);
+        for (_, id, len, bytes) in ready {
+            if inner.total <= target && inner.bytes <= target_bytes {
                 break;
             }
             inner.jobs.remove(&id);
             inner.total -= len;
+            inner.bytes -= bytes;
         }
     }
 
@@ -266,91 +320,13 @@ impl LogCache {
     pub fn len(&self) -> usize {
         self.lock().total
     }
+
+    /// Approximate bytes currently held, for the health report.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::NewEvent;
-
-    fn ev(id: i64, job: Uuid) -> Arc<Event> {
-        Arc::new(Event::committed(
-            id,
-            job,
-            NewEvent::log(Level::Info, format!("event {id}")),
-            0.0,
-        ))
-    }
-
-    fn ids(lookup: Lookup) -> Vec<i64> {
-        match lookup {
-            Lookup::Hit(events) => events.iter().map(|e| e.id).collect(),
-            Lookup::Miss => panic!("expected a hit"),
-        }
-    }
-
-    #[test]
-    fn events_committed_during_a_load_are_merged_without_duplicates() {
-        let cache = LogCache::new(100);
-        let job = Uuid::new_v4();
-        let load = cache.begin_load(job);
-        // Committed while the reader's SELECT ran; 3 was also seen by it.
-        cache.push(&[ev(3, job), ev(4, job)]);
-        cache.finish_load(load, vec![ev(1, job), ev(2, job), ev(3, job)]);
-        assert_eq!(ids(cache.read(job, 0, 10, Filter::default())), [1, 2, 3, 4]);
-        assert_eq!(ids(cache.read(job, 2, 1, Filter::default())), [3]);
-    }
-
-    #[test]
-    fn events_a_load_already_saw_are_not_pushed_twice() {
-        let cache = LogCache::new(100);
-        let job = Uuid::new_v4();
-        // The load ran between the writer's commit and its push.
-        let load = cache.begin_load(job);
-        cache.finish_load(load, vec![ev(1, job), ev(2, job)]);
-        cache.push(&[ev(2, job), ev(3, job)]);
-        assert_eq!(ids(cache.read(job, 0, 10, Filter::default())), [1, 2, 3]);
-    }
-
-    #[test]
-    fn a_stale_load_does_not_install_into_a_newer_slot() {
-        let cache = LogCache::new(100);
-        let job = Uuid::new_v4();
-        let stale = cache.begin_load(job);
-        // Its caller gave up...
-        let stale_generation = stale.generation;
-        drop(stale);
-        // ...event 5 was committed while no slot existed, and a new load began.
-        cache.push(&[ev(5, job)]);
-        let fresh = cache.begin_load(job);
-        assert_ne!(fresh.generation, stale_generation);
-        let late = Load {
-            cache: &cache,
-            job,
-            generation: stale_generation,
-            done: false,
-        };
-        cache.finish_load(late, vec![ev(1, job)]);
-        assert!(matches!(
-            cache.read(job, 0, 10, Filter::default()),
-            Lookup::Miss
-        ));
-        cache.finish_load(fresh, vec![ev(1, job), ev(5, job)]);
-        assert_eq!(ids(cache.read(job, 0, 10, Filter::default())), [1, 5]);
-    }
-
-    #[test]
-    fn least_recently_used_logs_are_evicted_first() {
-        let cache = LogCache::new(10);
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        cache.create(a, (1..=5).map(|i| ev(i, a)).collect());
-        cache.create(b, (6..=10).map(|i| ev(i, b)).collect());
-        let _ = cache.read(a, 0, 1, Filter::default());
-        cache.push(&[ev(11, a)]);
-        assert!(matches!(
-            cache.read(b, 0, 1, Filter::default()),
-            Lookup::Miss
-        ));
-        assert_eq!(ids(cache.read(a, 4, 10, Filter::default())), [5, 11]);
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

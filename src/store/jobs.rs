@@ -359,3 +359,25 @@ pub async fn cancel(
     events.push(insert_event(conn, job, event, now).await?);
     Ok(Some(outcome))
 }
+
+/// What a delete found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The job and its events are gone.
+    Gone,
+    /// The job has not finished; nothing changed.
+    Active(JobState),
+}
+
+/// Deletes a finished job and, by the foreign key, its events.
+pub async fn delete(conn: &mut SqliteConnection, job: Uuid) -> Result<Deleted> {
+    let (state, _) = state_of(conn, job).await?;
+    if !state.is_terminal() {
+        return Ok(Deleted::Active(state));
+    }
+    sqlx::query("DELETE FROM jobs WHERE id = ?")
+        .bind(job.to_string())
+        .execute(conn)
+        .await?;
+    Ok(Deleted::Gone)
+}

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 pub use cache::Filter;
 use cache::{LogCache, Lookup};
-pub use jobs::{CancelOutcome, JobPatch, NewJob, Stamp};
+pub use jobs::{CancelOutcome, Deleted, JobPatch, NewJob, Stamp};
 use rows::{job_by_id, job_from_row, select_jobs};
 use writer::{Op, Sinks};
 
@@ -54,8 +54,9 @@ pub enum StoreError {
     /// The job is terminal; nothing may be added to it.
     #[error("job has already finished")]
     Finished,
-    /// The batch the request was in did not commit.
-    #[error("the transaction could not be committed")]
+    /// The batch the request was in did not commit: the database cannot
+    /// be written right now (a full disk, an I/O error).
+    #[error("the database cannot be written right now")]
     CommitFailed,
     /// The writer has stopped.
     #[error("the store is shut down")]
@@ -91,7 +92,12 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, runs migrations and starts
     /// the writer. Committed events are published on `hub`.
-    pub async fn open(url: &str, hub: Arc<Hub>, cache_events: usize) -> Result<Store> {
+    pub async fn open(
+        url: &str,
+        hub: Arc<Hub>,
+        cache_events: usize,
+        cache_bytes: usize,
+    ) -> Result<Store> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -111,15 +117,20 @@ impl Store {
         let read = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(4)
-            .connect_with(options.pragma("query_only", "ON"))
+            .connect_with(options.clone().pragma("query_only", "ON"))
             .await?;
-        let cache = Arc::new(LogCache::new(cache_events));
+        let cache = Arc::new(LogCache::new(cache_events, cache_bytes));
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let sinks = Sinks {
             cache: cache.clone(),
             hub,
         };
-        tokio::spawn(writer::run(conn, rx, sinks));
+        tokio::spawn(writer::run(
+            options.pragma("query_only", "OFF"),
+            conn,
+            rx,
+            sinks,
+        ));
         Ok(Store {
             read,
             writer: tx,
@@ -169,6 +180,29 @@ impl Store {
     /// Records a cancel request. `None` when there is no such job.
     pub async fn request_cancel(&self, job: Uuid) -> Result<Option<CancelOutcome>> {
         self.write(|reply| Op::Cancel(job, reply)).await
+    }
+
+    /// Deletes a finished job and its events.
+    pub async fn delete_job(&self, job: Uuid) -> Result<Deleted> {
+        self.write(|reply| Op::Delete(job, reply)).await
+    }
+
+    /// Finished jobs that ended before `cutoff` (RFC 3339), oldest first.
+    pub async fn finished_before(&self, cutoff: &str) -> Result<Vec<Uuid>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') \
+             AND completed_at < ? ORDER BY seq",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.get(0);
+                Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt("id".into()))
+            })
+            .collect()
     }
 
     /// One job.
@@ -300,9 +334,10 @@ impl Store {
         })
     }
 
-    /// Events held in memory, for the health report.
-    pub fn cached_events(&self) -> usize {
-        self.cache.len()
+    /// Events held in memory, and their approximate bytes, for the health
+    /// report.
+    pub fn cached(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.bytes())
     }
 
     /// Closes the read pool. The writer finishes what is queued and stops

@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::cache::LogCache;
 use super::inserts::Pending;
-use super::jobs::{self, CancelOutcome, JobPatch, NewJob, Now};
+use super::jobs::{self, CancelOutcome, Deleted, JobPatch, NewJob, Now};
 use super::{Result, StoreError};
 use crate::hub::{Hub, JobCreated};
 use crate::model::{Event, Job, JobState, NewEvent};
@@ -44,6 +45,8 @@ pub(super) enum Op {
     },
     /// Record a cancel request.
     Cancel(Uuid, Reply<Option<CancelOutcome>>),
+    /// Delete a finished job with its events.
+    Delete(Uuid, Reply<Deleted>),
 }
 
 impl Op {
@@ -54,6 +57,7 @@ impl Op {
             Op::Claim(reply) => drop(reply.send(Err(err))),
             Op::Append { reply, .. } => drop(reply.send(Err(err))),
             Op::Cancel(_, reply) => drop(reply.send(Err(err))),
+            Op::Delete(_, reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -64,6 +68,7 @@ enum Answer {
     Claimed(Reply<Option<Job>>, Option<Job>),
     Appended(Reply<Vec<Arc<Event>>>),
     Cancel(Reply<Option<CancelOutcome>>, Option<CancelOutcome>),
+    Deleted(Reply<Deleted>, Deleted),
 }
 
 impl Answer {
@@ -73,6 +78,7 @@ impl Answer {
             Answer::Claimed(reply, job) => drop(reply.send(Ok(job))),
             Answer::Appended(reply) => drop(reply.send(Ok(events))),
             Answer::Cancel(reply, outcome) => drop(reply.send(Ok(outcome))),
+            Answer::Deleted(reply, outcome) => drop(reply.send(Ok(outcome))),
         }
     }
 
@@ -82,6 +88,7 @@ impl Answer {
             Answer::Claimed(reply, _) => drop(reply.send(Err(err))),
             Answer::Appended(reply) => drop(reply.send(Err(err))),
             Answer::Cancel(reply, _) => drop(reply.send(Err(err))),
+            Answer::Deleted(reply, _) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -91,6 +98,8 @@ struct Staged {
     answer: Answer,
     events: Vec<Event>,
     created: Option<JobCreated>,
+    /// A job deleted by this request, whose cached log goes.
+    deleted: Option<Uuid>,
 }
 
 /// Where committed events go, in this order.
@@ -100,13 +109,50 @@ pub(super) struct Sinks {
 }
 
 /// Runs the writer until every sender is gone.
-pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, sinks: Sinks) {
+///
+/// A batch that fails (a full disk, an I/O error) is rolled back and every
+/// request in it is answered with [`StoreError::CommitFailed`]. The
+/// connection is then dropped, since its transaction state cannot be
+/// trusted, and the next batch opens a fresh one from `options`; while
+/// that fails too, batches fail at once instead of waiting. So a failure
+/// lasts only as long as its cause.
+pub(super) async fn run(
+    options: SqliteConnectOptions,
+    conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Op>,
+    sinks: Sinks,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut states = States::default();
+    let mut conn = Some(conn);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&mut conn, &mut batch, &mut states, &sinks).await;
+        let mut open = match conn.take() {
+            Some(open) => open,
+            None => match SqliteConnection::connect_with(&options).await {
+                Ok(open) => {
+                    tracing::info!("the database is writable again");
+                    open
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the database cannot be opened for writing");
+                    for op in batch.drain(..) {
+                        op.fail(StoreError::CommitFailed);
+                    }
+                    continue;
+                }
+            },
+        };
+        if commit_batch(&mut open, &mut batch, &mut states, &sinks).await {
+            conn = Some(open);
+        } else {
+            // Dropped, not closed: closing would try to finish the failed
+            // transaction on a connection that may not answer.
+            drop(open);
+        }
     }
-    let _ = conn.close().await;
+    if let Some(open) = conn {
+        let _ = open.close().await;
+    }
 }
 
 /// The state of each job the writer has touched. The writer is the only
@@ -182,6 +228,7 @@ async fn apply_ops(
                         answer: Answer::Appended(reply),
                         events: Vec::new(),
                         created: None,
+                        deleted: None,
                     });
                 }
                 Err(StoreError::NotFound) => {
@@ -213,6 +260,7 @@ async fn apply(
     now: &Now,
 ) -> Result<Option<Staged>> {
     let mut events = Vec::new();
+    let mut deleted = None;
     let (answer, created) = match op {
         Op::Create(job, reply) => {
             let id = job.id;
@@ -260,26 +308,42 @@ async fn apply(
             }
             (Answer::Cancel(reply, outcome), None)
         }
+        Op::Delete(job, reply) => match jobs::delete(conn, job).await {
+            Err(StoreError::NotFound) => {
+                let _ = reply.send(Err(StoreError::NotFound));
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+            Ok(outcome) => {
+                if outcome == Deleted::Gone {
+                    states.0.remove(&job);
+                    deleted = Some(job);
+                }
+                (Answer::Deleted(reply, outcome), None)
+            }
+        },
     };
     Ok(Some(Staged {
         answer,
         events,
         created,
+        deleted,
     }))
 }
 
+/// Applies, commits and publishes one batch; false when it failed.
 async fn commit_batch(
     conn: &mut SqliteConnection,
     batch: &mut Vec<Op>,
     states: &mut States,
     sinks: &Sinks,
-) {
+) -> bool {
     let mut staged = Vec::with_capacity(batch.len());
     if let Err(err) = apply_batch(conn, batch, states, &mut staged).await {
         tracing::error!(error = %err, "event log commit failed");
-        // Nothing of this batch is durable (the transaction rolled back as
-        // it was dropped): every request fails, and the writer forgets the
-        // states it learnt on the way.
+        // Nothing of this batch is durable (dropping the connection rolls
+        // it back): every request fails, and the writer forgets the states
+        // it learnt on the way.
         states.0.clear();
         for done in staged {
             done.answer.fail(StoreError::CommitFailed);
@@ -287,7 +351,7 @@ async fn commit_batch(
         for op in batch.drain(..) {
             op.fail(StoreError::CommitFailed);
         }
-        return;
+        return false;
     }
 
     // Committed: cache, then publish in id order, then answer.
@@ -297,8 +361,12 @@ async fn commit_batch(
         answer,
         events,
         created,
+        deleted,
     } in staged
     {
+        if let Some(job) = deleted {
+            sinks.cache.forget(job);
+        }
         let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
         match &created {
             // A new job's log starts in the cache with its first events.
@@ -315,4 +383,5 @@ async fn commit_batch(
         }
         answer.send(events);
     }
+    true
 }

@@ -140,6 +140,11 @@ async fn wait(
 fn succeeded(status: ExitStatus, what: &str, stderr: &str) -> Result<(), ToolError> {
     if status.success() {
         Ok(())
+    } else if stderr.contains("No space left on device") {
+        Err(ToolError::failed(format!(
+            "{what} failed: the disk is full (No space left on device). Free some space \
+             or delete finished jobs, then submit the job again."
+        )))
     } else {
         Err(ToolError::failed(format!(
             "{what} failed ({status}): {}",

@@ -146,20 +146,12 @@ async fn run_job(inner: Arc<Inner>, claimed: Claimed, _permit: OwnedSemaphorePer
         }
     };
     // The end must be recorded, or the job would look running until the
-    // next restart. A store that fails now may recover in a moment.
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1.. {
-        match record_end(&inner, id, end.clone()).await {
-            Ok(()) | Err(EngineError::Finished) => break,
-            Err(err) if attempt < 8 => {
-                tracing::warn!(%id, error = %err, attempt, "could not record the end of a job; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => {
-                tracing::error!(%id, error = %err, "could not record the end of a job; a restart will recover it");
-                break;
-            }
+    // next restart: through a full disk it is retried until it is written,
+    // or until the server stops (then start-up recovery takes the job).
+    match record_end(&inner, id, end).await {
+        Ok(()) | Err(EngineError::Finished) => {}
+        Err(err) => {
+            tracing::error!(%id, error = %err, "could not record the end of a job; a restart will recover it");
         }
     }
     tracing::info!(secs = started.elapsed().as_secs_f64(), "job ended");
@@ -193,7 +185,13 @@ async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
             return RunEnd::Stopped { stage: None };
         }
         let (event, patch) = lifecycle::stage_started(&name, slot.range);
-        if let Err(err) = engine.append(id, vec![event], patch).await {
+        if let Err(err) = engine
+            .append_until_written(id, vec![event], patch, token)
+            .await
+        {
+            if token.is_cancelled() {
+                return RunEnd::Stopped { stage: None };
+            }
             return RunEnd::Failed {
                 stage: None,
                 message: format!("Could not record the start of stage {name}: {err}"),
@@ -219,7 +217,15 @@ async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
             }
         };
         let (event, patch) = lifecycle::stage_finished(&name, outcome, secs, slot.range);
-        if let Err(err) = engine.append(id, vec![event], patch).await {
+        if let Err(err) = engine
+            .append_until_written(id, vec![event], patch, token)
+            .await
+        {
+            if token.is_cancelled() {
+                return RunEnd::Stopped {
+                    stage: Some((name, secs)),
+                };
+            }
             return RunEnd::Failed {
                 stage: None,
                 message: format!("Could not record the end of stage {name}: {err}"),
@@ -268,5 +274,8 @@ async fn record_end(inner: &Inner, id: Uuid, end: RunEnd) -> crate::engine::Resu
         inner.shutdown.is_cancelled(),
         &inner.pipeline.initial_stages(),
     );
-    engine.append(id, events, patch).await.map(drop)
+    engine
+        .append_until_written(id, events, patch, &inner.shutdown)
+        .await
+        .map(drop)
 }

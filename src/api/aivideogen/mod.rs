@@ -13,9 +13,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::error::{
-    ApiError, ApiResult, DetailBody, Dialect, Style, snake_case_name, with_dialect,
-};
+use super::dialect::{DetailBody, Dialect, Style, snake_case_name, with_dialect};
+use super::error::{ApiError, ApiResult};
 use super::streams::AIVIDEOGEN_PROGRESS;
 use super::video;
 use crate::AppState;

@@ -12,9 +12,8 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 
-use super::error::{
-    ApiError, ApiResult, Dialect, Style, V1ErrorBody, snake_case_name, with_dialect,
-};
+use super::dialect::{Dialect, Style, V1ErrorBody, snake_case_name, with_dialect};
+use super::error::{ApiError, ApiResult};
 use super::extract::{JobId, JsonBody};
 use super::fields::whole_number;
 use super::video;
@@ -43,7 +42,7 @@ fn field_name(field: Field) -> &'static str {
 pub fn router() -> Router<AppState> {
     let routes = Router::new()
         .route("/api/v1/jobs", post(create).get(list))
-        .route("/api/v1/jobs/{id}", get(status))
+        .route("/api/v1/jobs/{id}", get(status).delete(delete))
         .route("/api/v1/jobs/{id}/result", get(result))
         .route("/api/v1/jobs/{id}/video", get(video_file))
         .route("/api/v1/jobs/{id}/cancel", post(cancel))
@@ -204,6 +203,34 @@ pub async fn list(
         page,
         page_size,
     }))
+}
+
+/// What a delete removed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DeletedJob {
+    /// The job that is gone.
+    pub job_id: String,
+}
+
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "v1",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The finished job, its events and its folder are gone", body = Envelope<DeletedJob>),
+        (status = 404, description = "No such job", body = V1ErrorBody),
+        (status = 409, description = "The job has not finished (code JOB_ACTIVE); cancel it first", body = V1ErrorBody),
+    ))]
+/// Deletes a finished job with its events and files.
+pub async fn delete(
+    State(state): State<AppState>,
+    JobId(id): JobId,
+) -> ApiResult<Json<Envelope<DeletedJob>>> {
+    state.engine.delete(id).await?;
+    Ok(ok(
+        Some("Job deleted"),
+        DeletedJob {
+            job_id: id.to_string(),
+        },
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "v1",

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::api::error::{ApiError, ApiResult, MpErrorBody};
+use crate::api::dialect::MpErrorBody;
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::JobId;
 use crate::api::fields::whole_number;
 use crate::api::sse;

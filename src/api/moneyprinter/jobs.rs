@@ -6,7 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::error::{ApiError, ApiResult, MpErrorBody};
+use crate::api::dialect::MpErrorBody;
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::JobId;
 use crate::model::{Job, JobState, Stages, VideoMeta, rfc3339};
 

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use super::error::{Dialect, Style, with_dialect};
+use super::dialect::{Dialect, Style, with_dialect};
 use super::streams::MONEYPRINTER_EVENTS;
 use crate::model::Field;
 use crate::{AppState, Config};

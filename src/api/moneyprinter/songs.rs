@@ -11,7 +11,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::error::{ApiError, ApiResult, MpErrorBody};
+use crate::api::dialect::MpErrorBody;
+use crate::api::error::{ApiError, ApiResult};
 
 /// The answer to an upload.
 #[derive(Debug, Serialize, ToSchema)]

@@ -236,7 +236,7 @@ impl Stage for Critic {
             serde_json::to_vec_pretty(&review).unwrap_or_default(),
         )
         .await
-        .map_err(|err| StageError::failed(format!("Could not write {}: {err}", path.display())))?;
+        .map_err(|err| StageError::io(format!("Could not write {}", path.display()), err))?;
         ctx.emit(format!("Quality check: {}/10", review.score), &review)
             .await?;
         Ok(StageOutcome::done(format!("score {}/10", review.score)))

@@ -224,9 +224,9 @@ impl Stage for Director {
 
         let file = ctx.work_dir().join("score.json");
         let pretty = serde_json::to_vec_pretty(&plan).unwrap_or_default();
-        tokio::fs::write(&file, pretty).await.map_err(|err| {
-            StageError::failed(format!("Could not write {}: {err}", file.display()))
-        })?;
+        tokio::fs::write(&file, pretty)
+            .await
+            .map_err(|err| StageError::io(format!("Could not write {}", file.display()), err))?;
         let score = ScoreEvent {
             score: plan.clone(),
         };

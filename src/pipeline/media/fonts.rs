@@ -24,7 +24,7 @@ pub async fn ensure_font(env: &MediaEnv, work_dir: &Path) -> Result<(), StageErr
     if tokio::fs::symlink(font, &link).await.is_err() {
         tokio::fs::copy(font, &link)
             .await
-            .map_err(|err| StageError::failed(format!("Could not copy the font: {err}")))?;
+            .map_err(|err| StageError::io("Could not copy the font", err))?;
     }
     Ok(())
 }

@@ -61,9 +61,7 @@ impl Stage for Assembly {
         let srt = ctx.work_dir().join("subtitles.srt");
         tokio::fs::write(&srt, subtitles::srt(&cues))
             .await
-            .map_err(|err| {
-                StageError::failed(format!("Could not write {}: {err}", srt.display()))
-            })?;
+            .map_err(|err| StageError::io(format!("Could not write {}", srt.display()), err))?;
 
         let frame = env.frame(ctx.request());
         let mut first_frame = 0;
@@ -101,20 +99,16 @@ impl Stage for Assembly {
         let graph = render.graph();
         tokio::fs::create_dir_all(ctx.work_dir().join("text"))
             .await
-            .map_err(|err| {
-                StageError::failed(format!("Could not create the text folder: {err}"))
-            })?;
+            .map_err(|err| StageError::io("Could not create the text folder", err))?;
         for (name, content) in &graph.files {
             tokio::fs::write(ctx.work_dir().join(name), content)
                 .await
-                .map_err(|err| StageError::failed(format!("Could not write {name}: {err}")))?;
+                .map_err(|err| StageError::io(format!("Could not write {name}"), err))?;
         }
         let graph_file = ctx.work_dir().join("render.filtergraph");
         tokio::fs::write(&graph_file, &graph.filter)
             .await
-            .map_err(|err| {
-                StageError::failed(format!("Could not write the filter graph: {err}"))
-            })?;
+            .map_err(|err| StageError::io("Could not write the filter graph", err))?;
 
         ctx.info("Rendering final video with subtitles...").await?;
         let partial = ctx.work_dir().join("output.part.mp4");
@@ -186,9 +180,9 @@ impl Stage for Assembly {
                 }
             }
         }
-        tokio::fs::rename(&partial, &output).await.map_err(|err| {
-            StageError::failed(format!("Could not move the rendered file: {err}"))
-        })?;
+        tokio::fs::rename(&partial, &output)
+            .await
+            .map_err(|err| StageError::io("Could not move the rendered file", err))?;
 
         let probe = probe::probe(&env.tools, &output, ctx.token()).await?;
         let video = probe

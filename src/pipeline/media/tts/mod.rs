@@ -142,7 +142,7 @@ impl Tts {
         };
         tokio::fs::write(out, &bytes)
             .await
-            .map_err(|err| StageError::failed(format!("Could not write {}: {err}", out.display())))
+            .map_err(|err| StageError::io(format!("Could not write {}", out.display()), err))
     }
 
     /// Joins the scene files into one 48 kHz stereo WAV with pauses, and

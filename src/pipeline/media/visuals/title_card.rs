@@ -55,16 +55,16 @@ pub async fn render(
     };
     let top = f64::from(h) * centre - line_h * lines.len() as f64 / 2.0;
     let text_dir = ctx.work_dir().join("text");
-    tokio::fs::create_dir_all(&text_dir).await.map_err(|err| {
-        StageError::failed(format!("Could not create {}: {err}", text_dir.display()))
-    })?;
+    tokio::fs::create_dir_all(&text_dir)
+        .await
+        .map_err(|err| StageError::io(format!("Could not create {}", text_dir.display()), err))?;
     let (c0, c1) = palette(&scene.mood);
     let mut filters = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let name = format!("text/card-{:03}-{i}.txt", scene.index + 1);
         tokio::fs::write(ctx.work_dir().join(&name), line)
             .await
-            .map_err(|err| StageError::failed(format!("Could not write {name}: {err}")))?;
+            .map_err(|err| StageError::io(format!("Could not write {name}"), err))?;
         filters.push(format!(
             "drawtext=fontfile=font.ttf:textfile={name}:expansion=none:fontsize={size}:\
              fontcolor=white:shadowcolor=black@0.6:shadowx=3:shadowy=3:\
