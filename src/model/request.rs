@@ -18,8 +18,15 @@ pub mod limits {
     pub const THREADS: RangeInclusive<u32> = 1..=64;
     /// Width or height of an explicit frame, in pixels.
     pub const FRAME_SIDE: RangeInclusive<u32> = 64..=3840;
-    /// Longest script, in characters: about ten minutes of narration.
+    /// Longest script, in characters: about ten minutes of narration. An
+    /// LLM's plan is held to the same length.
     pub const SCRIPT_CHARS: usize = 20_000;
+    /// Longest subject (topic), in characters.
+    pub const SUBJECT_CHARS: usize = 500;
+    /// Longest extra instructions for the director, in characters.
+    pub const PROMPT_CHARS: usize = 2_000;
+    /// Longest voice, model, language or tone name, in characters.
+    pub const NAME_CHARS: usize = 100;
 }
 
 /// Colour names ffmpeg and libass both understand.
@@ -110,6 +117,8 @@ pub enum Field {
 pub enum Problem {
     /// Missing or blank.
     Required,
+    /// Missing or blank, and so is the other field, which would do instead.
+    RequiredOr(Field),
     /// Not a whole number in this range.
     Range(u32, u32),
     /// Longer than this many characters.
@@ -144,6 +153,7 @@ impl Invalid {
         let range = |r: &std::ops::RangeInclusive<u32>| Problem::Range(*r.start(), *r.end());
         let problem = match field {
             Field::SceneCount => range(&limits::SCENES),
+            Field::Subject => Problem::Required,
             Field::Threads => range(&limits::THREADS),
             Field::Width | Field::Height => range(&limits::FRAME_SIDE),
             Field::Script => Problem::TooLong(limits::SCRIPT_CHARS),
@@ -152,25 +162,25 @@ impl Invalid {
             Field::SubtitlesPosition => Problem::Position,
             Field::Color => Problem::Color,
             Field::Size => Problem::Paired,
-            Field::Subject
-            | Field::Voice
-            | Field::AiModel
-            | Field::CustomPrompt
-            | Field::Tone
-            | Field::Language => Problem::Required,
+            Field::CustomPrompt => Problem::TooLong(limits::PROMPT_CHARS),
+            Field::Voice | Field::AiModel | Field::Tone | Field::Language => {
+                Problem::TooLong(limits::NAME_CHARS)
+            }
         };
         Invalid { field, problem }
     }
 
-    fn new(field: Field, problem: Problem) -> Self {
+    /// `field` breaking `problem`.
+    pub fn new(field: Field, problem: Problem) -> Self {
         Invalid { field, problem }
     }
 
     /// The error as a sentence, with the field called what `name` says.
-    pub fn message(&self, name: impl Fn(Field) -> &'static str) -> String {
-        let name = name(self.field);
+    pub fn message(&self, name_of: impl Fn(Field) -> &'static str) -> String {
+        let name = name_of(self.field);
         match self.problem {
             Problem::Required => format!("{name} is required."),
+            Problem::RequiredOr(other) => format!("{name} or {} is required.", name_of(other)),
             Problem::Range(min, max) => {
                 format!("{name} must be a whole number from {min} to {max}.")
             }
@@ -204,14 +214,20 @@ impl JobRequest {
         {
             return Err(Invalid::of(Field::Script));
         }
-        for field in [
-            &mut self.voice,
-            &mut self.ai_model,
-            &mut self.custom_prompt,
-            &mut self.tone,
-            &mut self.language,
+        too_long(Some(&self.subject), Field::Subject, limits::SUBJECT_CHARS)?;
+        for (value, field, max) in [
+            (&mut self.voice, Field::Voice, limits::NAME_CHARS),
+            (&mut self.ai_model, Field::AiModel, limits::NAME_CHARS),
+            (&mut self.tone, Field::Tone, limits::NAME_CHARS),
+            (&mut self.language, Field::Language, limits::NAME_CHARS),
+            (
+                &mut self.custom_prompt,
+                Field::CustomPrompt,
+                limits::PROMPT_CHARS,
+            ),
         ] {
-            *field = non_blank(field.take());
+            *value = non_blank(value.take());
+            too_long(value.as_ref(), field, max)?;
         }
         in_range(self.scene_count, Field::SceneCount, &limits::SCENES)?;
         in_range(self.threads, Field::Threads, &limits::THREADS)?;
@@ -231,6 +247,13 @@ impl JobRequest {
             .map(|c| color(&c).ok_or_else(|| Invalid::of(Field::Color)))
             .transpose()?;
         Ok(self)
+    }
+}
+
+fn too_long(value: Option<&String>, field: Field, max: usize) -> Result<(), Invalid> {
+    match value {
+        Some(text) if text.chars().count() > max => Err(Invalid::new(field, Problem::TooLong(max))),
+        _ => Ok(()),
     }
 }
 
@@ -279,100 +302,5 @@ fn color(raw: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(subject: &str) -> JobRequest {
-        JobRequest {
-            subject: subject.into(),
-            ..JobRequest::default()
-        }
-    }
-
-    fn field_of(r: JobRequest) -> Field {
-        r.validate().unwrap_err().field
-    }
-
-    #[test]
-    fn text_is_trimmed_and_blank_counts_as_absent() {
-        let r = JobRequest {
-            voice: Some("  en-us ".into()),
-            tone: Some(" \u{7} ".into()),
-            ..request("  Oceans ")
-        }
-        .validate()
-        .unwrap();
-        assert_eq!(r.subject, "Oceans");
-        assert_eq!(r.voice.as_deref(), Some("en-us"));
-        assert_eq!(r.tone, None);
-        assert_eq!(field_of(request(" \t ")), Field::Subject);
-    }
-
-    #[test]
-    fn every_limit_names_its_field() {
-        let too_many = JobRequest {
-            scene_count: Some(21),
-            ..request("x")
-        };
-        assert_eq!(
-            too_many.validate().unwrap_err(),
-            Invalid::new(Field::SceneCount, Problem::Range(1, 20))
-        );
-        let odd = JobRequest {
-            width: Some(361),
-            height: Some(640),
-            ..request("x")
-        };
-        assert_eq!(odd.validate().unwrap_err().problem, Problem::Even);
-        let half = JobRequest {
-            width: Some(360),
-            ..request("x")
-        };
-        assert_eq!(half.validate().unwrap_err().problem, Problem::Paired);
-        let long = JobRequest {
-            script: Some("a".repeat(limits::SCRIPT_CHARS + 1)),
-            ..request("x")
-        };
-        assert_eq!(field_of(long), Field::Script);
-        let tiny = JobRequest {
-            width: Some(32),
-            height: Some(32),
-            ..request("x")
-        };
-        assert_eq!(field_of(tiny), Field::Width);
-    }
-
-    #[test]
-    fn positions_and_colours_get_one_spelling() {
-        let r = JobRequest {
-            subtitles_position: Some("center,Bottom".into()),
-            color: Some("#FFFF00".into()),
-            ..request("x")
-        }
-        .validate()
-        .unwrap();
-        assert_eq!(r.subtitles_position.as_deref(), Some("bottom"));
-        assert_eq!(r.color.as_deref(), Some("#ffff00"));
-        let bad = JobRequest {
-            color: Some("#ggg".into()),
-            ..request("x")
-        };
-        assert_eq!(field_of(bad), Field::Color);
-    }
-
-    #[test]
-    fn messages_use_the_dialect_s_field_names() {
-        let invalid = Invalid::of(Field::SceneCount);
-        let name = |f: Field| {
-            if f == Field::SceneCount {
-                "num_slides"
-            } else {
-                "?"
-            }
-        };
-        assert_eq!(
-            invalid.message(name),
-            "num_slides must be a whole number from 1 to 20."
-        );
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;

@@ -15,6 +15,9 @@ use crate::helpers::spawn_router;
 #[derive(Clone, Default)]
 pub struct FakeLlm {
     pub models: Arc<Mutex<Vec<String>>>,
+    /// Plans this many scenes of `flood_chars` characters each, whatever
+    /// was asked: an LLM that overshoots.
+    pub flood: Option<(usize, usize)>,
 }
 
 impl FakeLlm {
@@ -59,9 +62,10 @@ async fn chat(State(llm): State<FakeLlm>, Json(body): Json<Value>) -> Json<Value
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
+        let (n, chars) = llm.flood.unwrap_or((n, 0));
         let scenes: Vec<Value> = (0..n)
             .map(|i| json!({
-                "narration": format!("Scene {} shows an octopus with three hearts swimming.", i + 1),
+                "narration": format!("Scene {} shows an octopus with three hearts swimming.{}", i + 1, " More.".repeat(chars / 6)),
                 "visual_query": "octopus reef",
                 "mood": "calm",
                 "key_line": format!("Fact {}", i + 1)

@@ -13,6 +13,7 @@ mod faults;
 mod first_run;
 mod frontends;
 mod lifecycle;
+mod limits;
 mod media;
 mod polling;
 mod projections;

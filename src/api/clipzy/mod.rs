@@ -31,7 +31,7 @@ pub const DIALECT: Dialect = Dialect {
 /// Seed 004's name for a request field.
 fn field_name(field: Field) -> &'static str {
     match field {
-        Field::Subject => "topic or script",
+        Field::Subject => "topic",
         Field::Color => "subtitle_color",
         other => snake_case_name(other),
     }

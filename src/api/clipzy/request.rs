@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::model::{Aspect, Field, Invalid, JobRequest, non_blank};
+use crate::model::{Aspect, Field, Invalid, JobRequest, Problem, non_blank};
 
 /// `POST /api/v1/jobs`: a topic, a script, or both, plus options.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -50,6 +50,12 @@ impl CreateJob {
     /// Without a topic, the script's opening words name the job.
     pub fn into_request(self) -> Result<JobRequest, Invalid> {
         let script = non_blank(self.script);
+        if script.is_none() && non_blank(self.topic.clone()).is_none() {
+            return Err(Invalid::new(
+                Field::Subject,
+                Problem::RequiredOr(Field::Script),
+            ));
+        }
         let subject = non_blank(self.topic)
             .or_else(|| {
                 let opening: String = script.as_deref()?.chars().take(TOPIC_FROM_SCRIPT).collect();

@@ -12,7 +12,7 @@ use super::text::{self, DEFAULT_MOOD};
 use super::{MediaEnv, TokenUsage};
 use crate::model::{
     CostBreakdown, CostEstimate, CostEstimateEvent, Level, LlmCost, Plan, PlannedScene, Research,
-    ScoreEvent, ServiceCost,
+    ScoreEvent, ServiceCost, limits,
 };
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
 
@@ -68,6 +68,49 @@ fn scene(
         mood,
         key_line,
     }
+}
+
+/// Holds an LLM's plan to the limits a script has: at most
+/// [`limits::SCENES`] scenes and [`limits::SCRIPT_CHARS`] characters of
+/// narration. Whatever is cut is said in the warnings returned.
+fn cap_plan(scenes: &mut Vec<SceneReply>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let max_scenes = *limits::SCENES.end() as usize;
+    if scenes.len() > max_scenes {
+        warnings.push(format!(
+            "The LLM planned {} scenes; only the first {max_scenes} are used.",
+            scenes.len()
+        ));
+        scenes.truncate(max_scenes);
+    }
+    let total: usize = scenes.iter().map(|s| s.narration.chars().count()).sum();
+    if total > limits::SCRIPT_CHARS {
+        let mut budget = limits::SCRIPT_CHARS;
+        let mut kept = 0;
+        for scene in scenes.iter_mut() {
+            let length = scene.narration.chars().count();
+            if length > budget {
+                if kept == 0 {
+                    // Even the first scene is too long: it is cut short.
+                    let cut: String = scene.narration.chars().take(budget).collect();
+                    scene.narration = cut
+                        .rsplit_once(' ')
+                        .map_or(cut.clone(), |(head, _)| head.to_string());
+                    kept = 1;
+                }
+                break;
+            }
+            budget -= length;
+            kept += 1;
+        }
+        scenes.truncate(kept);
+        warnings.push(format!(
+            "The LLM's narration ran to {total} characters; it was cut to {kept} scene(s) \
+             to stay within {} characters.",
+            limits::SCRIPT_CHARS
+        ));
+    }
+    warnings
 }
 
 /// Splits a script into scenes without any model.
@@ -141,10 +184,16 @@ impl Director {
         let music_mood = super::research::normalise_mood(&value.music_mood)
             .or(research_mood)
             .unwrap_or_else(|| DEFAULT_MOOD.into());
-        let scenes: Vec<PlannedScene> = value
+        let mut replies: Vec<SceneReply> = value
             .scenes
             .into_iter()
             .filter(|s| !s.narration.trim().is_empty())
+            .collect();
+        for warning in cap_plan(&mut replies) {
+            ctx.warn(warning).await?;
+        }
+        let scenes: Vec<PlannedScene> = replies
+            .into_iter()
             .enumerate()
             .map(|(i, s)| {
                 let mood =
@@ -295,6 +344,25 @@ fn cost_estimate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_llm_plan_is_held_to_the_scene_and_narration_limits() {
+        let reply = |chars: usize| SceneReply {
+            narration: "word ".repeat(chars / 5),
+            ..SceneReply::default()
+        };
+        let mut many: Vec<SceneReply> = (0..30).map(|_| reply(100)).collect();
+        assert_eq!(cap_plan(&mut many).len(), 1);
+        assert_eq!(many.len(), 20);
+        let mut long: Vec<SceneReply> = (0..10).map(|_| reply(3_000)).collect();
+        assert_eq!(cap_plan(&mut long).len(), 1);
+        assert_eq!(long.len(), 6);
+        let mut one = vec![reply(50_000)];
+        cap_plan(&mut one);
+        assert!(one[0].narration.chars().count() <= limits::SCRIPT_CHARS);
+        let mut fine = vec![reply(100)];
+        assert!(cap_plan(&mut fine).is_empty());
+    }
 
     #[test]
     fn a_script_becomes_scenes_with_queries_and_moods() {
