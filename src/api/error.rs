@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The body is larger than the limit, in bytes.
     #[error("Request body is too large; the limit is {0} bytes.")]
     PayloadTooLarge(usize),
+    /// A multipart upload with more parts than allowed.
+    #[error("{0}")]
+    TooManyParts(String),
     /// The job is not in a state that allows this.
     #[error("{message}")]
     Conflict {
@@ -120,7 +123,9 @@ impl ApiError {
             }
             ApiError::Invalid(_) | ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::TooManyParts(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable | ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
@@ -141,6 +146,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } | ApiError::Http { code, .. } => code,
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            ApiError::TooManyParts(_) => "TOO_MANY_PARTS",
             ApiError::Unavailable => "UNAVAILABLE",
             ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
             ApiError::InsufficientStorage { .. } => "INSUFFICIENT_STORAGE",
@@ -222,6 +228,7 @@ impl From<UploadError> for ApiError {
     fn from(err: UploadError) -> Self {
         match err {
             UploadError::TooLarge(limit) => ApiError::PayloadTooLarge(limit),
+            other @ UploadError::TooManyFiles(_) => ApiError::TooManyParts(other.to_string()),
             UploadError::ToolMissing(why) => ApiError::Failed(why),
             UploadError::Io => ApiError::Internal,
             other @ (UploadError::NoFiles | UploadError::NoMp3 | UploadError::NotMp3(_)) => {

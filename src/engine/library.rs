@@ -6,8 +6,11 @@
 //! moved into place once all of them have passed. Songs already in the
 //! library stay.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use futures_util::StreamExt;
 
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +24,9 @@ pub enum UploadError {
     /// The upload is larger than the limit, in bytes.
     #[error("Request body is too large; the limit is {0} bytes.")]
     TooLarge(usize),
+    /// The upload carries more files than the limit.
+    #[error("Too many files: an upload may carry at most {0}.")]
+    TooManyFiles(usize),
     /// It held no files at all.
     #[error("No files uploaded.")]
     NoFiles,
@@ -70,28 +76,66 @@ pub fn safe_name(raw: &str) -> Option<String> {
     (!stem.is_empty()).then(|| format!("{stem}.mp3"))
 }
 
-/// Moves `temp` to `name` in `dir`, or `name-2`, `name-3`, ... when taken.
-/// A hard link never replaces an existing file, so two uploads of one name
-/// at the same time both keep their songs.
-async fn place(dir: &Path, temp: &Path, name: &str) -> std::io::Result<PathBuf> {
-    let stem = name.trim_end_matches(".mp3");
-    for n in 1..10_000 {
-        let target = if n == 1 {
-            dir.join(name)
-        } else {
-            dir.join(format!("{stem}-{n}.mp3"))
-        };
-        match tokio::fs::hard_link(temp, &target).await {
-            Ok(()) => {
-                let _ = tokio::fs::remove_file(temp).await;
-                return Ok(target);
+/// Places each staged file under its name in `dir`, or `name-2`,
+/// `name-3`, ... when taken. The names in use are read once, so a batch of
+/// files with one name costs one listing, not a link attempt per taken
+/// name. A hard link never replaces an existing file, so an upload running
+/// at the same time keeps its songs too (a name it took meanwhile is
+/// passed over).
+async fn place_all(dir: &Path, staged: &[(PathBuf, String)]) -> std::io::Result<Vec<PathBuf>> {
+    let mut taken = HashSet::new();
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        taken.insert(entry.file_name().to_string_lossy().into_owned());
+    }
+    let mut placed = Vec::with_capacity(staged.len());
+    for (temp, name) in staged {
+        let stem = name.trim_end_matches(".mp3");
+        let candidates =
+            std::iter::once(name.clone()).chain((2..).map(|n| format!("{stem}-{n}.mp3")));
+        for candidate in candidates {
+            if taken.contains(&candidate) {
+                continue;
             }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
+            let target = dir.join(&candidate);
+            match tokio::fs::hard_link(temp, &target).await {
+                Ok(()) => {
+                    taken.insert(candidate);
+                    placed.push(target);
+                    break;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    taken.insert(candidate);
+                }
+                Err(err) => {
+                    remove_off_runtime(placed);
+                    return Err(err);
+                }
+            }
         }
     }
-    Err(std::io::Error::other("no free name"))
+    Ok(placed)
 }
+
+/// Removes files on a blocking thread, so that a large cleanup never holds
+/// up the runtime.
+fn remove_off_runtime(files: Vec<PathBuf>) {
+    if files.is_empty() {
+        return;
+    }
+    let remove = move || {
+        for file in files {
+            let _ = std::fs::remove_file(file);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+        Err(_) => remove(),
+    }
+}
+
+/// Files checked by ffprobe at once.
+const CHECKS_AT_ONCE: usize = 4;
 
 fn io_error(what: &str, path: &Path, err: std::io::Error) -> UploadError {
     tracing::error!(path = %path.display(), error = %err, "{what}");
@@ -104,6 +148,7 @@ pub struct SongUpload {
     dir: PathBuf,
     tools: Arc<Tools>,
     limit: usize,
+    max_files: usize,
     used: usize,
     files: usize,
     /// Temporary file and the name it will get.
@@ -116,6 +161,7 @@ impl SongUpload {
         dir: PathBuf,
         tools: Arc<Tools>,
         limit: usize,
+        max_files: usize,
     ) -> Result<Self, UploadError> {
         tokio::fs::create_dir_all(&dir)
             .await
@@ -124,6 +170,7 @@ impl SongUpload {
             dir,
             tools,
             limit,
+            max_files,
             used: 0,
             files: 0,
             pending: Vec::new(),
@@ -139,6 +186,9 @@ impl SongUpload {
     /// a usable `.mp3` name is read and counted, but not kept.
     pub async fn file(&mut self, raw_name: &str) -> Result<SongFile<'_>, UploadError> {
         self.files += 1;
+        if self.files > self.max_files {
+            return Err(UploadError::TooManyFiles(self.max_files));
+        }
         let Some(name) = safe_name(raw_name) else {
             return Ok(SongFile {
                 upload: self,
@@ -165,40 +215,50 @@ impl SongUpload {
         if self.pending.is_empty() {
             return Err(UploadError::NoMp3);
         }
-        let never = CancellationToken::new();
-        for (temp, name) in &self.pending {
-            match probe::probe(&self.tools, temp, &never).await {
-                Ok(p) if p.has_audio && p.duration > 0.0 && p.format == "mp3" => {}
-                Err(ToolError::Failed(why)) if why.contains("was not found") => {
-                    return Err(UploadError::ToolMissing(why));
-                }
-                Ok(_) | Err(_) => return Err(UploadError::NotMp3(name.clone())),
-            }
+        self.check_all().await?;
+        let staged = std::mem::take(&mut self.pending);
+        let placed = place_all(&self.dir, &staged).await;
+        remove_off_runtime(staged.into_iter().map(|(temp, _)| temp).collect());
+        match placed {
+            Ok(placed) => Ok(placed.len()),
+            Err(err) => Err(io_error(
+                "could not move an upload into place",
+                &self.dir,
+                err,
+            )),
         }
-        let saved = self.pending.len();
-        let mut placed = Vec::with_capacity(saved);
-        while let Some((temp, name)) = self.pending.pop() {
-            match place(&self.dir, &temp, &name).await {
-                Ok(target) => placed.push(target),
-                Err(err) => {
-                    let _ = tokio::fs::remove_file(&temp).await;
-                    // All or nothing: songs already placed are taken back.
-                    for target in placed {
-                        let _ = tokio::fs::remove_file(target).await;
+    }
+
+    /// Checks that every staged file is MP3 audio, a few at a time.
+    async fn check_all(&self) -> Result<(), UploadError> {
+        let checks: Vec<_> = self
+            .pending
+            .iter()
+            .map(|(temp, name)| {
+                let (tools, temp, name) = (self.tools.clone(), temp.clone(), name.clone());
+                async move {
+                    let never = CancellationToken::new();
+                    match probe::probe(&tools, &temp, &never).await {
+                        Ok(p) if p.has_audio && p.duration > 0.0 && p.format == "mp3" => Ok(()),
+                        Err(ToolError::Failed(why)) if why.contains("was not found") => {
+                            Err(UploadError::ToolMissing(why))
+                        }
+                        Ok(_) | Err(_) => Err(UploadError::NotMp3(name)),
                     }
-                    return Err(io_error("could not move an upload into place", &temp, err));
                 }
-            }
+            })
+            .collect();
+        let mut results = futures_util::stream::iter(checks).buffered(CHECKS_AT_ONCE);
+        while let Some(result) = results.next().await {
+            result?;
         }
-        Ok(saved)
+        Ok(())
     }
 }
 
 impl Drop for SongUpload {
     fn drop(&mut self) {
-        for (temp, _) in &self.pending {
-            let _ = std::fs::remove_file(temp);
-        }
+        remove_off_runtime(self.pending.drain(..).map(|(temp, _)| temp).collect());
     }
 }
 

@@ -273,11 +273,12 @@ impl Engine {
 
     /// Starts an upload of songs into the music library.
     pub async fn song_upload(&self) -> Result<SongUpload, UploadError> {
-        let limit = self.inner.config.max_upload_bytes;
+        let config = &self.inner.config;
         SongUpload::start(
-            self.inner.config.music_dir.clone(),
+            config.music_dir.clone(),
             self.inner.tools.clone(),
-            limit,
+            config.max_upload_bytes,
+            config.max_upload_files,
         )
         .await
     }

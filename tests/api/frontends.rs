@@ -11,7 +11,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::fakes::FakeLlm;
-use crate::helpers::{TestServer, make_fixture, spawn_stoppable};
+use crate::helpers::{TestServer, eventually, make_fixture, spawn_stoppable};
 use crate::sse::{self, data};
 use crate::stages::quick;
 
@@ -518,4 +518,39 @@ async fn cors_can_be_limited_to_listed_origins() {
     );
     let res = preflight("http://evil.example").await.unwrap();
     assert!(!res.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn too_many_upload_parts_are_refused_with_413_and_leave_no_file() {
+    let server = TestServer::start(quick()).await;
+    let song = mp3(0.5);
+    let parts: Vec<(&str, Vec<u8>)> = (0..21).map(|_| ("one.mp3", song.clone())).collect();
+    let (status, body) = upload(&server, parts).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["status"], "error");
+    assert!(
+        body["message"].as_str().unwrap().contains("at most 20"),
+        "{body}"
+    );
+    // Nothing stays, not even the staged copies (removed off the runtime).
+    let dir = server.dir.clone();
+    eventually(Duration::from_secs(5), "no file left", || {
+        let dir = dir.clone();
+        async move {
+            std::fs::read_dir(dir.path().join("music"))
+                .map(|d| d.count() == 0)
+                .unwrap_or(true)
+        }
+    })
+    .await;
+
+    // Twenty of one name: each gets a name of its own, in one pass.
+    let parts: Vec<(&str, Vec<u8>)> = (0..20).map(|_| ("one.mp3", song.clone())).collect();
+    let (status, body) = upload(&server, parts).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut expected: Vec<String> = std::iter::once("one.mp3".to_string())
+        .chain((2..=20).map(|n| format!("one-{n}.mp3")))
+        .collect();
+    expected.sort();
+    assert_eq!(music_files(&server), expected);
 }
