@@ -73,9 +73,72 @@ pub fn whole_number(
     }
 }
 
+/// `raw` when it is a plain `host[:port]`, as a `Host` header should be: a
+/// DNS name, an IPv4 address or a bracketed IPv6 address, and an optional
+/// port. Anything else (`?`, `#`, `@`, `/`, spaces) is `None`, so that a
+/// request cannot choose what absolute links point at.
+pub fn host_and_port(raw: &str) -> Option<&str> {
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => (host, Some(port)),
+        _ => (raw, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        }
+    };
+    (port_ok && host_ok).then_some(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_hosts_with_ports_pass() {
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:3000",
+            "[::1]:8080",
+            "[::1]",
+            "my_host",
+        ] {
+            assert_eq!(host_and_port(good), Some(good), "{good}");
+        }
+        for bad in [
+            "evil.com?x=1",
+            "evil.com#a",
+            "user@evil.com",
+            "evil.com/path",
+            "a b",
+            "",
+            ":80",
+            "example.com:0",
+            "example.com:99999",
+            "example.com:",
+            "[nope]",
+            "a..b",
+            "x:y:z",
+        ] {
+            assert_eq!(host_and_port(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn whole_numbers_are_bounded_and_blank_is_absent() {

@@ -330,3 +330,49 @@ async fn the_openapi_document_describes_every_route_and_docs_are_served() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("swagger"));
 }
+
+/// The result's video URL when the request says `Host: host`.
+async fn video_url(server: &TestServer, job: &str, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/jobs/{job}/result HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    body["data"]["output_video_url"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn video_urls_trust_only_a_plain_host_or_the_configured_public_url() {
+    let server = TestServer::start(with_file()).await;
+    let (_, body) = server
+        .post("/api/v1/jobs", json!({ "topic": "Links" }))
+        .await;
+    let job = body["data"]["job_id"].as_str().unwrap().to_string();
+    server.wait_state(&job, "completed", LONG).await;
+    let path = format!("/api/v1/jobs/{job}/video");
+    assert_eq!(
+        video_url(&server, &job, "media.example.com:8443").await,
+        format!("http://media.example.com:8443{path}")
+    );
+    for hostile in ["evil.com?x=", "evil.com#", "user@evil.com", "evil.com/x"] {
+        assert_eq!(video_url(&server, &job, hostile).await, path, "{hostile}");
+    }
+    let dir = server.dir.clone();
+    server.stop().await;
+    let server = TestServer::start_in(dir, with_file(), |c| {
+        c.public_url = "https://videos.example.org/".into()
+    })
+    .await;
+    assert_eq!(
+        video_url(&server, &job, "evil.com?x=").await,
+        format!("https://videos.example.org{path}")
+    );
+}

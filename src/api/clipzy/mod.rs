@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use super::dialect::{Dialect, Style, V1ErrorBody, snake_case_name, with_dialect};
 use super::error::{ApiError, ApiResult};
 use super::extract::{JobId, JsonBody};
-use super::fields::whole_number;
+use super::fields::{host_and_port, whole_number};
 use super::video;
 use crate::AppState;
 use crate::model::{Field, Job, JobState};
@@ -95,19 +95,20 @@ pub async fn status(
     Ok(ok(None, V1Job::from(&job)))
 }
 
-/// The base URL clients reach this server at.
+/// Where clients reach this server: `PUBLIC_URL`, else `http://` and the
+/// request's `Host` when that is a plain `host[:port]`, else nothing, and
+/// links stay relative.
 fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     let configured = state.config.public_url.trim().trim_end_matches('/');
     if !configured.is_empty() {
         return configured.to_string();
     }
-    let host = headers
+    headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && !h.contains(['/', ' ']))
-        .map(str::to_string)
-        .unwrap_or_else(|| state.config.bind_addr.to_string());
-    format!("http://{host}")
+        .and_then(host_and_port)
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_default()
 }
 
 /// The path of a finished job's video, or why there is none yet.

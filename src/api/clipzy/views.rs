@@ -184,7 +184,9 @@ pub struct ResultView {
     pub status: &'static str,
     /// Always 100.
     pub progress_percent: u8,
-    /// Absolute URL of the MP4 on this server; supports Range requests.
+    /// URL of the MP4 on this server, absolute when the server knows its
+    /// address (`PUBLIC_URL`, or a plain `Host`), else relative; supports
+    /// Range requests.
     pub output_video_url: String,
     /// Seconds from the start of the run to its end.
     pub processing_time_seconds: Option<f64>,
