@@ -139,7 +139,12 @@ impl Reelay {
             engine.close_streams();
             worker.begin_shutdown();
         };
-        let result = serve::run(listener, router, api::is_event_stream, signal).await;
+        let settings = serve::Settings {
+            is_stream: api::is_event_stream,
+            idle_timeout: self.state.config.idle_timeout(),
+            max_connections: self.state.config.max_connections,
+        };
+        let result = serve::run(listener, router, settings, signal).await;
         self.background.cancel();
         self.worker.shutdown(SHUTDOWN_GRACE).await;
         self.state.engine.close().await;

@@ -13,8 +13,8 @@ const DIALECTS: [&str; 4] = ["moneyprinter", "openreels", "aivideogen", "clipzy"
 const DIALECT_MAY_USE: [&str; 4] = ["engine", "model", "AppState", "Config"];
 
 /// The API modules every dialect may use.
-const API_SHARED: [&str; 8] = [
-    "error", "dialect", "extract", "fields", "sse", "streams", "video", "api",
+const API_SHARED: [&str; 9] = [
+    "error", "dialect", "deadline", "extract", "fields", "sse", "streams", "video", "api",
 ];
 
 /// Longest file under `src/`, in lines.

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// [`ApiError::Invalid`].
     #[error("{0}")]
     Validation(String),
+    /// The body did not arrive in time.
+    #[error("The request body did not arrive in time.")]
+    BodyTimeout,
     /// The body is not JSON.
     #[error("Request body must be JSON; send Content-Type: application/json.")]
     UnsupportedMediaType,
@@ -123,6 +126,7 @@ impl ApiError {
             }
             ApiError::Invalid(_) | ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) | ApiError::TooManyParts(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -145,6 +149,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::Validation(_) => "VALIDATION_ERROR",
             ApiError::Conflict { code, .. } | ApiError::Http { code, .. } => code,
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::BodyTimeout => "BODY_TIMEOUT",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::TooManyParts(_) => "TOO_MANY_PARTS",
             ApiError::Unavailable => "UNAVAILABLE",

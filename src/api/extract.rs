@@ -35,6 +35,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// What a failed JSON extraction tells the client.
 fn rejected(rejection: JsonRejection, limit: usize) -> ApiError {
+    if super::deadline::is_timeout(&rejection) {
+        return ApiError::BodyTimeout;
+    }
     match rejection.status() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),

@@ -11,6 +11,7 @@
 
 pub mod aivideogen;
 pub mod clipzy;
+pub mod deadline;
 pub mod dialect;
 pub mod error;
 pub mod extract;
@@ -29,8 +30,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -38,14 +39,15 @@ use dialect::with_dialect;
 use error::ApiError;
 pub use streams::is_event_stream;
 
-/// Longest wait for the next piece of a request body.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Every route with its middleware. Paths no route has answer 404 in the
 /// MoneyPrinter envelope (under `/api/v1`, in the v1 one: see [`clipzy`]).
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let cors = cors(&state.config.cors_allowed_origins);
+    let deadlines = deadline::Deadlines {
+        body: state.config.body_timeout(),
+        upload_min_bytes_per_sec: state.config.upload_min_kib_per_sec.saturating_mul(1024),
+    };
     let operations = Router::new()
         .merge(openapi::router())
         .route("/health", get(health))
@@ -58,8 +60,10 @@ pub fn router(state: AppState) -> Router {
         .merge(clipzy::router())
         .merge(with_dialect(operations, moneyprinter::DIALECT))
         .layer(DefaultBodyLimit::max(limit))
-        // A client that stops sending its body mid-way is cut off.
-        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        // A body that dribbles in is cut off at its deadline.
+        .layer(MapRequestLayer::new(move |req| {
+            deadline::limit_body(req, deadlines)
+        }))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -208,24 +208,24 @@ impl SongUpload {
 
     /// Checks every file and moves them all into the library, or none.
     /// Returns how many songs were saved.
-    pub async fn finish(mut self) -> Result<usize, UploadError> {
+    pub async fn finish(self) -> Result<usize, UploadError> {
         if self.files == 0 {
             return Err(UploadError::NoFiles);
         }
         if self.pending.is_empty() {
             return Err(UploadError::NoMp3);
         }
-        self.check_all().await?;
-        let staged = std::mem::take(&mut self.pending);
-        let placed = place_all(&self.dir, &staged).await;
-        remove_off_runtime(staged.into_iter().map(|(temp, _)| temp).collect());
+        if let Err(err) = self.check_all().await {
+            self.discard().await;
+            return Err(err);
+        }
+        let placed = place_all(&self.dir, &self.pending).await;
+        // The staged names go either way; placed songs are links of their own.
+        let dir = self.dir.clone();
+        self.discard().await;
         match placed {
             Ok(placed) => Ok(placed.len()),
-            Err(err) => Err(io_error(
-                "could not move an upload into place",
-                &self.dir,
-                err,
-            )),
+            Err(err) => Err(io_error("could not move an upload into place", &dir, err)),
         }
     }
 
@@ -256,7 +256,22 @@ impl SongUpload {
     }
 }
 
+impl SongUpload {
+    /// Removes every staged file, on a blocking thread, and waits for it:
+    /// a refused upload leaves nothing behind by the time it is answered.
+    pub async fn discard(mut self) {
+        let files: Vec<PathBuf> = self.pending.drain(..).map(|(temp, _)| temp).collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for file in files {
+                let _ = std::fs::remove_file(file);
+            }
+        })
+        .await;
+    }
+}
+
 impl Drop for SongUpload {
+    /// A handler that went away (its client left) still cleans up.
     fn drop(&mut self) {
         remove_off_runtime(self.pending.drain(..).map(|(temp, _)| temp).collect());
     }

@@ -161,10 +161,12 @@ pub(super) async fn serve(
         .as_bytes(),
     );
     for (name, value) in &parts.headers {
-        // Framing is this function's business; a stream may keep the
-        // handler's Connection header (AI-Video-Gen's sends keep-alive).
-        let framing = name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
-        if framing || (name == header::CONNECTION && !streaming) {
+        // Framing and the connection's fate are this function's business:
+        // the connection closes after one answer, and says so.
+        let ours = name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION;
+        if ours {
             continue;
         }
         head.extend_from_slice(name.as_str().as_bytes());
@@ -172,6 +174,7 @@ pub(super) async fn serve(
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
+    head.extend_from_slice(b"connection: close\r\n");
     drop(parts);
     if !streaming {
         let bytes = axum::body::to_bytes(body, MAX_SMALL_BODY)
@@ -181,7 +184,7 @@ pub(super) async fn serve(
         if !matches!(status.as_u16(), 204 | 304) {
             head.extend_from_slice(format!("content-length: {}\r\n", bytes.len()).as_bytes());
         }
-        head.extend_from_slice(b"connection: close\r\n\r\n");
+        head.extend_from_slice(b"\r\n");
         head.extend_from_slice(&bytes);
         let _ = socket.write_all(&head).await;
         let _ = socket.shutdown().await;

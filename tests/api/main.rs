@@ -5,6 +5,7 @@ mod stages;
 
 mod cancel;
 mod concurrency;
+mod connections;
 mod crash;
 mod disk;
 mod errors;

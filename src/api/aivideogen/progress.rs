@@ -195,7 +195,6 @@ pub async fn progress(
     });
     let mut response = sse::response(Box::pin(messages), None);
     let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("none"));
     Ok(response)
 }
