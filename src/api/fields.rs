@@ -4,7 +4,8 @@
 
 use std::ops::RangeInclusive;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::model::{Field, Invalid};
@@ -43,6 +44,9 @@ impl Loose {
             Loose::Bool(b) => Ok(*b),
             Loose::Int(0) => Ok(false),
             Loose::Int(1) => Ok(true),
+            // JSON Schema counts 1.0 as the integer 1.
+            Loose::Float(f) if *f == 0.0 => Ok(false),
+            Loose::Float(f) if *f == 1.0 => Ok(true),
             Loose::Text(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(true),
             Loose::Text(s) if s.eq_ignore_ascii_case("false") || s == "0" || s.is_empty() => {
                 Ok(false)
@@ -52,25 +56,57 @@ impl Loose {
     }
 }
 
-/// A value outside the range a whole number must be in.
+/// Reads an optional whole number that may carry a zero fraction
+/// (`1080.0`), which JSON Schema counts as an integer. Anything else is a
+/// type error that names the value.
+pub fn optional_whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "{number} is not a whole number from 0 to {}",
+                u32::MAX
+            ))
+        })
+}
+
+/// A value that is not a plain whole number in the range it must be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfRange;
 
-/// A whole number in `range` from a query value, a header or a string
-/// field: `Ok(None)` when it is absent or blank.
+/// A whole number in `range` from a query value or a string field:
+/// `Ok(None)` when it is absent. Only plain decimal digits count (an
+/// optional `-`, no `+`, no spaces, no leading zero), so that what passes
+/// is exactly what the OpenAPI document's pattern describes.
 pub fn whole_number(
     raw: Option<&str>,
     range: RangeInclusive<i64>,
 ) -> Result<Option<i64>, OutOfRange> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .map(Some)
-            .ok_or(OutOfRange),
+    let Some(text) = raw else {
+        return Ok(None);
+    };
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if !plain {
+        return Err(OutOfRange);
     }
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .map(Some)
+        .ok_or(OutOfRange)
 }
 
 /// `raw` when it is a plain `host[:port]`, as a `Host` header should be: a
@@ -141,10 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn whole_numbers_are_bounded_and_blank_is_absent() {
+    fn whole_numbers_are_plain_and_bounded() {
         assert_eq!(whole_number(None, 1..=5), Ok(None));
-        assert_eq!(whole_number(Some("  "), 1..=5), Ok(None));
-        assert_eq!(whole_number(Some(" 3 "), 1..=5), Ok(Some(3)));
+        assert_eq!(whole_number(Some("3"), 1..=5), Ok(Some(3)));
+        assert_eq!(whole_number(Some("0"), 0..=5), Ok(Some(0)));
+        for bad in ["", "  ", " 3 ", "+3", "03", "3.0", "three"] {
+            assert_eq!(whole_number(Some(bad), 0..=5), Err(OutOfRange), "{bad:?}");
+        }
         assert_eq!(whole_number(Some("6"), 1..=5), Err(OutOfRange));
         assert_eq!(whole_number(Some("-1"), 0..=5), Err(OutOfRange));
         assert_eq!(whole_number(Some("2.0"), 0..=5), Err(OutOfRange));

@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         upload_min_bytes_per_sec: state.config.upload_min_kib_per_sec.saturating_mul(1024),
     };
     let operations = Router::new()
-        .merge(openapi::router())
+        .merge(openapi::router(&state.config))
         .route("/health", get(health))
         .fallback(|| async { ApiError::RouteNotFound });
     Router::new()
@@ -87,7 +87,7 @@ fn cors(origins: &str) -> CorsLayer {
     layer.allow_origin(AllowOrigin::list(list))
 }
 
-#[utoipa::path(get, path = "/health", tag = "server",
+#[utoipa::path(get, path = "/health", tag = "server", operation_id = "health",
     responses((status = 200, description = "Worker, stream and cache figures, and each media tool's path and version or install hint", body = Object)))]
 /// The server's figures and its media tools.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {

@@ -8,7 +8,7 @@
 //! and a cancelled job never reports `job:completed`.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Style, V1ErrorBody, snake_case_name, with_dialect};
 use super::error::{ApiError, ApiResult};
-use super::extract::JobId;
+use super::extract::{JobId, QueryParams};
 use super::sse;
 use super::streams::OPENREELS_EVENTS;
 use crate::AppState;
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 /// The stream's query.
 pub struct CursorQuery {
@@ -110,7 +111,7 @@ fn frame_of(event: &Event) -> Bytes {
     )
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "openreels",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "openreels", operation_id = "openreels_job_events",
     params(("id" = String, Path, description = "Job id"), CursorQuery,
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses(
@@ -123,7 +124,7 @@ fn frame_of(event: &Event) -> Bytes {
 pub async fn events(
     State(state): State<AppState>,
     JobId(id): JobId,
-    Query(query): Query<CursorQuery>,
+    QueryParams(query): QueryParams<CursorQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let cursor = sse::resume_from(&state.engine, &headers, query.after.as_deref()).await?;

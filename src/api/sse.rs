@@ -151,8 +151,10 @@ pub async fn resume_from(
 /// `None` means the client gave no cursor.
 fn cursor(headers: &HeaderMap, after: Option<&str>) -> ApiResult<Option<i64>> {
     let bad = || ApiError::bad_request("Last-Event-ID and after must be non-negative integers.");
+    // An empty header is no cursor: EventSource sends one before it has
+    // seen an id.
     let last_event_id = match headers.get("last-event-id") {
-        Some(value) => Some(value.to_str().map_err(|_| bad())?),
+        Some(value) => Some(value.to_str().map_err(|_| bad())?.trim()).filter(|v| !v.is_empty()),
         None => None,
     };
     let last_event_id = whole_number(last_event_id, 0..=i64::MAX).map_err(|_| bad())?;

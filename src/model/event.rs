@@ -26,6 +26,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, mildest first.
+    pub const ALL: [Level; 4] = [Level::Info, Level::Success, Level::Warning, Level::Error];
+
     /// The word stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {

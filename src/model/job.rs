@@ -133,14 +133,25 @@ pub enum Aspect {
 }
 
 impl Aspect {
+    /// Every word a client may use for a shape.
+    pub const WORDS: [(&str, Aspect); 8] = [
+        ("9:16", Aspect::Portrait),
+        ("portrait", Aspect::Portrait),
+        ("vertical", Aspect::Portrait),
+        ("16:9", Aspect::Landscape),
+        ("landscape", Aspect::Landscape),
+        ("horizontal", Aspect::Landscape),
+        ("1:1", Aspect::Square),
+        ("square", Aspect::Square),
+    ];
+
     /// The shape a client's word names: `9:16`, `portrait`, `16:9`, ...
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.trim() {
-            "9:16" | "portrait" | "vertical" => Aspect::Portrait,
-            "16:9" | "landscape" | "horizontal" => Aspect::Landscape,
-            "1:1" | "square" => Aspect::Square,
-            _ => return None,
-        })
+        let s = s.trim();
+        Self::WORDS
+            .iter()
+            .find(|(word, _)| *word == s)
+            .map(|(_, aspect)| *aspect)
     }
 
     /// The ratio as clients write it.

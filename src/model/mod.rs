@@ -24,7 +24,7 @@ pub use media::{
     ReviewMeasurements, SceneTiming, ScoreEvent, ServiceCost, VideoMeta, VisualType,
 };
 pub use payload::{Payload, Progress, StageCompleted, StageFailed, StageSkipped, StageStarted};
-pub use request::{Field, Invalid, JobRequest, Problem, limits, non_blank};
+pub use request::{Field, Invalid, JobRequest, Problem, aspect, limits, non_blank};
 
 /// RFC 3339 UTC with milliseconds and `Z`, the one timestamp format of the API.
 pub fn rfc3339(t: DateTime<Utc>) -> String {

@@ -27,13 +27,22 @@ pub mod limits {
     pub const PROMPT_CHARS: usize = 2_000;
     /// Longest voice, model, language or tone name, in characters.
     pub const NAME_CHARS: usize = 100;
+    /// Colour names ffmpeg and libass both understand, besides `#rgb` and
+    /// `#rrggbb`.
+    pub const COLOR_NAMES: &[&str] = &[
+        "white", "black", "yellow", "red", "green", "blue", "cyan", "magenta", "orange", "gray",
+        "grey", "pink", "purple",
+    ];
+    /// Words for where subtitles go, in any case, and the position each
+    /// means.
+    pub const POSITIONS: &[(&str, &str)] = &[
+        ("top", "top"),
+        ("center", "center"),
+        ("centre", "center"),
+        ("middle", "center"),
+        ("bottom", "bottom"),
+    ];
 }
-
-/// Colour names ffmpeg and libass both understand.
-const COLOR_NAMES: &[&str] = &[
-    "white", "black", "yellow", "red", "green", "blue", "cyan", "magenta", "orange", "gray",
-    "grey", "pink", "purple",
-];
 
 /// What a client asked for, normalised from whichever dialect it spoke.
 /// Stored with the job as JSON, so fields only ever get added.
@@ -204,18 +213,13 @@ impl JobRequest {
     /// blank text counts as absent, subtitle positions and colours are put
     /// in one spelling.
     pub fn validate(mut self) -> Result<JobRequest, Invalid> {
-        self.subject = non_blank(Some(self.subject))
+        // Lengths count what was sent, before any trimming.
+        let subject = non_blank(Some(self.subject.clone()))
             .ok_or_else(|| Invalid::new(Field::Subject, Problem::Required))?;
-        self.script = non_blank(self.script);
-        if self
-            .script
-            .as_ref()
-            .is_some_and(|s| s.chars().count() > limits::SCRIPT_CHARS)
-        {
-            return Err(Invalid::of(Field::Script));
-        }
         too_long(Some(&self.subject), Field::Subject, limits::SUBJECT_CHARS)?;
+        self.subject = subject;
         for (value, field, max) in [
+            (&mut self.script, Field::Script, limits::SCRIPT_CHARS),
             (&mut self.voice, Field::Voice, limits::NAME_CHARS),
             (&mut self.ai_model, Field::AiModel, limits::NAME_CHARS),
             (&mut self.tone, Field::Tone, limits::NAME_CHARS),
@@ -226,8 +230,8 @@ impl JobRequest {
                 limits::PROMPT_CHARS,
             ),
         ] {
-            *value = non_blank(value.take());
             too_long(value.as_ref(), field, max)?;
+            *value = non_blank(value.take());
         }
         in_range(self.scene_count, Field::SceneCount, &limits::SCENES)?;
         in_range(self.threads, Field::Threads, &limits::THREADS)?;
@@ -276,6 +280,13 @@ pub fn non_blank(value: Option<String>) -> Option<String> {
         .filter(|v| v.chars().any(|c| !c.is_whitespace() && !c.is_control()))
 }
 
+/// The frame shape a request names; blank is none.
+pub fn aspect(raw: Option<String>) -> Result<Option<Aspect>, Invalid> {
+    non_blank(raw)
+        .map(|raw| Aspect::parse(&raw).ok_or_else(|| Invalid::of(Field::Aspect)))
+        .transpose()
+}
+
 /// MoneyPrinter sends positions as `"<horizontal>,<vertical>"`; the
 /// vertical part decides where subtitles go.
 fn position(raw: &str) -> Option<String> {
@@ -285,20 +296,18 @@ fn position(raw: &str) -> Option<String> {
         .unwrap_or(raw)
         .trim()
         .to_ascii_lowercase();
-    match vertical.as_str() {
-        "top" => Some("top".into()),
-        "center" | "centre" | "middle" => Some("center".into()),
-        "bottom" => Some("bottom".into()),
-        _ => None,
-    }
+    limits::POSITIONS
+        .iter()
+        .find(|(word, _)| *word == vertical)
+        .map(|(_, position)| position.to_string())
 }
 
-/// A colour name from [`COLOR_NAMES`], or `#rgb` / `#rrggbb`, lower case.
+/// A colour name from [`limits::COLOR_NAMES`], or `#rgb` / `#rrggbb`, lower case.
 fn color(raw: &str) -> Option<String> {
     let lower = raw.trim().to_ascii_lowercase();
     let hex = lower.strip_prefix('#').unwrap_or("");
     let is_hex = matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit());
-    (is_hex || COLOR_NAMES.contains(&lower.as_str())).then_some(lower)
+    (is_hex || limits::COLOR_NAMES.contains(&lower.as_str())).then_some(lower)
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ async fn latest_status(state: &AppState, job: &Job) -> ApiResult<Status> {
     Ok(projector.current().clone())
 }
 
-#[utoipa::path(get, path = "/api/video/{filename}", tag = "aivideogen",
+#[utoipa::path(get, path = "/api/video/{filename}", tag = "aivideogen", operation_id = "avg_video",
     params(("filename" = String, Path, description = "`video_filename` from the generate answer: `<job id>.mp4`")),
     responses(
         (status = 200, description = "The MP4", content_type = "video/mp4"),
@@ -115,7 +115,7 @@ pub async fn video_file(
     video::serve(path, request).await
 }
 
-#[utoipa::path(get, path = "/api/status/{generation_id}", tag = "aivideogen",
+#[utoipa::path(get, path = "/api/status/{generation_id}", tag = "aivideogen", operation_id = "avg_status",
     params(("generation_id" = String, Path, description = "Generation id or job id")),
     responses(
         (status = 200, description = "The latest status of the newest job with this generation id", body = Status),

@@ -154,7 +154,7 @@ impl Progress {
     }
 }
 
-#[utoipa::path(get, path = "/api/progress/{generation_id}", tag = "aivideogen",
+#[utoipa::path(get, path = "/api/progress/{generation_id}", tag = "aivideogen", operation_id = "avg_progress",
     params(("generation_id" = String, Path, description = "Generation id (slug of the topic; the newest job with it) or job id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses(

@@ -6,7 +6,7 @@
 pub mod request;
 pub mod views;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{any, get, post};
@@ -14,7 +14,7 @@ use axum::{Json, Router};
 
 use super::dialect::{Dialect, Style, V1ErrorBody, snake_case_name, with_dialect};
 use super::error::{ApiError, ApiResult};
-use super::extract::{JobId, JsonBody};
+use super::extract::{JobId, JsonBody, QueryParams};
 use super::fields::{host_and_port, whole_number};
 use super::video;
 use crate::AppState;
@@ -57,12 +57,27 @@ async fn no_route() -> ApiError {
     ApiError::RouteNotFound
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs", tag = "v1",
-    request_body = CreateJob,
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "v1", operation_id = "v1_create_job",
+    request_body(content = CreateJob,
+        description = "A topic, a script, or both. With a script the job runs offline: no LLM is asked.",
+        example = json!({
+            "topic": "Why the sea is salty",
+            "script": "Rain washes salt out of rocks. Rivers carry it to the sea. The water leaves as vapour, and the salt stays behind.",
+            "aspect_ratio": "16:9",
+            "scene_count": 3
+        })),
     responses(
-        (status = 201, description = "Job created", body = Envelope<V1Job>),
+        (status = 201, description = "Job created", body = Envelope<V1Job>, links(
+            ("job" = (operation_id = "v1_get_job", parameters(("id" = "$response.body#/data/job_id")))),
+            ("result" = (operation_id = "v1_job_result", parameters(("id" = "$response.body#/data/job_id")))),
+            ("video" = (operation_id = "v1_job_video", parameters(("id" = "$response.body#/data/job_id")))),
+            ("cancel" = (operation_id = "v1_cancel_job", parameters(("id" = "$response.body#/data/job_id")))),
+            ("delete" = (operation_id = "v1_delete_job", parameters(("id" = "$response.body#/data/job_id")))),
+            ("events" = (operation_id = "mp_job_events", parameters(("id" = "$response.body#/data/job_id")))),
+            ("status" = (operation_id = "avg_status", parameters(("generation_id" = "$response.body#/data/generation_id")))),
+        )),
         (status = 400, description = "Malformed JSON", body = V1ErrorBody),
-        (status = 422, description = "Invalid values", body = V1ErrorBody),
+        (status = 422, description = "A value breaks its rule, or neither topic nor script is given", body = V1ErrorBody),
     ))]
 /// Queues a job.
 pub async fn create(
@@ -80,7 +95,7 @@ async fn load(state: &AppState, id: uuid::Uuid) -> ApiResult<Job> {
     state.engine.job(id).await?.ok_or(ApiError::JobNotFound)
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "v1",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "v1", operation_id = "v1_get_job",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = Envelope<V1Job>),
@@ -125,7 +140,7 @@ fn finished_video(job: &Job) -> ApiResult<&str> {
         })
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/result", tag = "v1",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/result", tag = "v1", operation_id = "v1_job_result",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The finished video", body = Envelope<ResultView>),
@@ -158,7 +173,7 @@ pub async fn result(
     Ok(ok(Some("Job result retrieved"), view))
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/video", tag = "v1",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/video", tag = "v1", operation_id = "v1_job_video",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The MP4", content_type = "video/mp4"),
@@ -177,16 +192,18 @@ pub async fn video_file(
     video::serve(finished_video(&job)?, request).await
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "v1",
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "v1", operation_id = "v1_list_jobs",
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of jobs, newest first", body = JobList),
+        (status = 200, description = "A page of jobs, newest first", body = JobList, links(
+            ("first_job" = (operation_id = "v1_get_job", parameters(("id" = "$response.body#/jobs/0/job_id")))),
+        )),
         (status = 422, description = "Bad page or page_size", body = V1ErrorBody),
     ))]
 /// A page of jobs, newest first.
 pub async fn list(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
     let number = |raw: Option<&str>, name: &str, default: u64, max: i64| {
         whole_number(raw, 1..=max)
@@ -195,8 +212,8 @@ pub async fn list(
                 ApiError::Validation(format!("{name} must be an integer from 1 to {max}."))
             })
     };
-    let page = number(query.page.as_deref(), "page", 1, 1_000_000)?;
-    let page_size = number(query.page_size.as_deref(), "page_size", 10, 100)?;
+    let page = number(query.page.as_deref(), "page", 1, MAX_PAGE_NUMBER)?;
+    let page_size = number(query.page_size.as_deref(), "page_size", 10, MAX_PAGE_SIZE)?;
     let found = state.engine.jobs((page - 1) * page_size, page_size).await?;
     Ok(Json(JobList {
         jobs: found.jobs.iter().map(JobSummary::from).collect(),
@@ -206,6 +223,11 @@ pub async fn list(
     }))
 }
 
+/// The last page a list may ask for.
+pub const MAX_PAGE_NUMBER: i64 = 1_000_000;
+/// The most jobs a page may hold.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
 /// What a delete removed.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct DeletedJob {
@@ -213,7 +235,7 @@ pub struct DeletedJob {
     pub job_id: String,
 }
 
-#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "v1",
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "v1", operation_id = "v1_delete_job",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The finished job, its events and its folder are gone", body = Envelope<DeletedJob>),
@@ -234,7 +256,7 @@ pub async fn delete(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "v1",
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "v1", operation_id = "v1_cancel_job",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "Cancel recorded; a queued job is cancelled at once", body = Envelope<V1Job>),

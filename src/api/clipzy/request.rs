@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::model::{Aspect, Field, Invalid, JobRequest, Problem, non_blank};
+use crate::api::fields::optional_whole;
+
+use crate::model::{Field, Invalid, JobRequest, Problem, aspect, limits, non_blank};
 
 /// `POST /api/v1/jobs`: a topic, a script, or both, plus options.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -23,6 +25,7 @@ pub struct CreateJob {
     pub ai_model: Option<String>,
     /// Number of scenes, 1 to 20.
     #[serde(alias = "num_scenes", alias = "paragraph_number")]
+    #[serde(deserialize_with = "optional_whole")]
     pub scene_count: Option<u32>,
     /// Extra instructions for the script writer.
     pub custom_prompt: Option<String>,
@@ -35,10 +38,13 @@ pub struct CreateJob {
     /// `9:16` (default), `16:9` or `1:1`.
     pub aspect_ratio: Option<String>,
     /// Exact frame width, 64 to 3840 and even; needs `height`.
+    #[serde(deserialize_with = "optional_whole")]
     pub width: Option<u32>,
     /// Exact frame height, 64 to 3840 and even; needs `width`.
+    #[serde(deserialize_with = "optional_whole")]
     pub height: Option<u32>,
     /// ffmpeg threads for the render, 1 to 64.
+    #[serde(deserialize_with = "optional_whole")]
     pub threads: Option<u32>,
 }
 
@@ -49,26 +55,36 @@ impl CreateJob {
     /// The request in the engine's terms; the engine checks the limits.
     /// Without a topic, the script's opening words name the job.
     pub fn into_request(self) -> Result<JobRequest, Invalid> {
-        let script = non_blank(self.script);
-        if script.is_none() && non_blank(self.topic.clone()).is_none() {
+        if self
+            .topic
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > limits::SUBJECT_CHARS)
+        {
+            return Err(Invalid::new(
+                Field::Subject,
+                Problem::TooLong(limits::SUBJECT_CHARS),
+            ));
+        }
+        let script = non_blank(self.script.clone());
+        let topic = self.topic.filter(|t| non_blank(Some(t.clone())).is_some());
+        if script.is_none() && topic.is_none() {
             return Err(Invalid::new(
                 Field::Subject,
                 Problem::RequiredOr(Field::Script),
             ));
         }
-        let subject = non_blank(self.topic)
+        // Limits are checked on what was sent; without a topic, the
+        // script's opening words name the job.
+        let subject = topic
             .or_else(|| {
                 let opening: String = script.as_deref()?.chars().take(TOPIC_FROM_SCRIPT).collect();
                 Some(opening.trim().to_string())
             })
             .unwrap_or_default();
-        let aspect = match non_blank(self.aspect_ratio) {
-            None => None,
-            Some(raw) => Some(Aspect::parse(&raw).ok_or_else(|| Invalid::of(Field::Aspect))?),
-        };
+        let aspect = aspect(self.aspect_ratio)?;
         Ok(JobRequest {
             subject,
-            script,
+            script: self.script,
             voice: self.voice,
             ai_model: self.ai_model,
             scene_count: self.scene_count,

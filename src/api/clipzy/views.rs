@@ -202,6 +202,7 @@ pub struct ResultView {
 /// Query of the job list. Values arrive as text so that bad ones get a
 /// message naming the parameter.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct ListQuery {
     /// Page number, from 1. Default 1.

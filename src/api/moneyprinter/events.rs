@@ -2,7 +2,7 @@
 //! `after` (seeds 000 and 003), or streamed as SSE when the client asks
 //! for `text/event-stream`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, BytesMut};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::api::dialect::MpErrorBody;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::JobId;
+use crate::api::extract::{JobId, QueryParams};
 use crate::api::fields::whole_number;
 use crate::api::sse;
 use crate::model::{Event, EventJson, FrameKind, Level};
@@ -27,6 +27,7 @@ pub const MAX_PAGE: usize = 1000;
 /// Query of the event poll. Everything arrives as text so that a bad value
 /// gets a message naming the parameter.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub struct EventsQuery {
     /// Only events with a larger id. Default 0.
@@ -68,11 +69,11 @@ impl EventsQuery {
                 ApiError::bad_request(format!("limit must be an integer from 1 to {MAX_PAGE}."))
             })?
             .map_or(DEFAULT_PAGE, |n| n as usize);
-        let levels = match self.level.as_deref().map(str::trim) {
-            None | Some("") => None,
+        let levels = match self.level.as_deref() {
+            None => None,
             Some(raw) => Some(
                 raw.split(',')
-                    .map(|l| Level::parse(l.trim()))
+                    .map(Level::parse)
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| {
                         ApiError::bad_request(
@@ -89,7 +90,7 @@ impl EventsQuery {
     }
 }
 
-#[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "moneyprinter",
+#[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "moneyprinter", operation_id = "mp_job_events",
     params(("id" = String, Path, description = "Job id"), EventsQuery,
            ("Last-Event-ID" = Option<String>, Header, description = "SSE resume cursor")),
     responses(
@@ -103,7 +104,7 @@ impl EventsQuery {
 pub async fn events(
     State(state): State<AppState>,
     JobId(id): JobId,
-    Query(query): Query<EventsQuery>,
+    QueryParams(query): QueryParams<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let params = query.parse()?;

@@ -80,7 +80,7 @@ pub struct JobReply {
     pub job: MpJob,
 }
 
-#[utoipa::path(get, path = "/api/jobs/{id}", tag = "moneyprinter",
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "moneyprinter", operation_id = "mp_get_job",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobReply),
@@ -108,7 +108,7 @@ pub struct CancelReply {
     pub job_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "moneyprinter",
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "moneyprinter", operation_id = "mp_cancel_job",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "A queued job is cancelled at once, a running one within about a second; repeating it is harmless", body = CancelReply),
@@ -127,9 +127,11 @@ pub async fn cancel_job(
     }))
 }
 
-#[utoipa::path(post, path = "/api/cancel", tag = "moneyprinter",
+#[utoipa::path(post, path = "/api/cancel", tag = "moneyprinter", operation_id = "mp_cancel_newest",
     responses(
-        (status = 200, description = "Cancels the newest running job, else the newest queued one", body = CancelReply),
+        (status = 200, description = "Cancels the newest running job, else the newest queued one", body = CancelReply, links(
+            ("job" = (operation_id = "mp_get_job", parameters(("id" = "$response.body#/jobId")))),
+        )),
         (status = 404, description = "`No active job found.`", body = MpErrorBody),
     ))]
 /// Cancels the newest active job.

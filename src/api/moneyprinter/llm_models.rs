@@ -24,7 +24,7 @@ pub struct ModelsReply {
     pub default: String,
 }
 
-#[utoipa::path(get, path = "/api/models", tag = "moneyprinter",
+#[utoipa::path(get, path = "/api/models", tag = "moneyprinter", operation_id = "mp_llm_models",
     responses((status = 200, description = "Models of the LLM server at LLM_BASE_URL; when it cannot be reached, `status` is `error` with a message and the configured model", body = ModelsReply)))]
 /// The LLM server's models.
 pub async fn models(State(state): State<AppState>) -> Json<ModelsReply> {

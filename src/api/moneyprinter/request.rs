@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::Loose;
-use crate::model::{Aspect, Field, Invalid, JobRequest};
+use crate::model::{Field, Invalid, JobRequest, aspect};
 
 /// `POST /api/generate` as MoneyPrinter's front end sends it. Unknown fields
 /// are ignored, as the original does. Numbers and booleans may come as
@@ -51,10 +51,7 @@ impl GenerateBody {
     pub fn into_request(self) -> Result<JobRequest, Invalid> {
         let number =
             |value: &Option<Loose>, field| value.as_ref().map(|v| v.as_u32(field)).transpose();
-        let aspect = match self.aspect_ratio.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => Some(Aspect::parse(raw).ok_or_else(|| Invalid::of(Field::Aspect))?),
-        };
+        let aspect = aspect(self.aspect_ratio)?;
         Ok(JobRequest {
             subject: self.video_subject.unwrap_or_default(),
             script: self.script,

@@ -61,7 +61,7 @@ async fn receive(multipart: &mut Multipart, upload: &mut SongUpload) -> ApiResul
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/upload-songs", tag = "moneyprinter",
+#[utoipa::path(post, path = "/api/upload-songs", tag = "moneyprinter", operation_id = "mp_upload_songs",
     request_body(content_type = "multipart/form-data", description = "One or more `songs` fields, each an .mp3 file"),
     responses(
         (status = 200, description = "Saved into MUSIC_DIR", body = UploadReply),
