@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
 # Reproduces the performance figures in the README. The server runs pinned
-# to CPU 0 and the load tools to CPU 1, as in ../shared/PERFORMANCE.md.
+# to CPU 0 and the load tools to CPU 1.
 #
 #   benches/run.sh append     committed events/s, one writer and many
 #   benches/run.sh poll       wrk against GET /api/jobs/:id/events
-#   benches/run.sh sse        sseload: idle RSS per stream, fan-out latency,
-#                             and the minimal axum server in the same run
+#   benches/run.sh sse        idle RSS per stream and fan-out latency, for
+#                             Reelay and for a minimal axum SSE server in
+#                             the same run (benches/server/sseload.rs)
 #   benches/run.sh render     a 30 s 1080x1920 video, three scenes, music
+#   benches/run.sh chaos      50 SIGKILLs of the real binary across every
+#                             stage, with the checks of benches/server/chaos.rs
+#                             (not part of all)
 #   benches/run.sh all
 #
-# Needs wrk (apt-get install wrk) for poll, and the sseload tool
-# (SSELOAD_SRC, default ../shared/tools/sseload) for sse.
+# Needs wrk (apt-get install wrk) for poll.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-target/bench-results}
-SSELOAD_SRC=${SSELOAD_SRC:-../shared/tools/sseload}
 NS=${NS:-"1000 5000 10000"}
 LAT_N=${LAT_N:-1000}
 mkdir -p "$OUT"
 
-cargo build --release --quiet --benches
+cargo build --release --quiet --benches --bin reelay
 BENCH=$(ls -t target/release/deps/server-* | grep -v '\.d$' | head -1)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -70,30 +72,43 @@ run_poll() {
     stop_fixture
 }
 
+# Starts the reference SSE server (axum + broadcast) on CPU 0.
+start_reference() {
+    taskset -c "$SERVER_CPU" "$BENCH" reference 127.0.0.1:3900 >"$OUT/reference.json" 2>"$OUT/reference.log" &
+    FIXTURE_PID=$!
+    for _ in $(seq 1 100); do
+        [ -s "$OUT/reference.json" ] && return 0
+        sleep 0.1
+    done
+    echo "run.sh: the reference server did not start" >&2
+    exit 1
+}
+
+sseload() { taskset -c "$LOAD_CPU" "$BENCH" sseload "$@" | sed '$d'; }
+
 run_sse() {
-    local tool="$OUT/sseload"
-    rm -rf "$tool" && cp -r "$SSELOAD_SRC" "$tool" && chmod -R u+w "$tool"
-    (cd "$tool" && cargo build --release --quiet --bin sseload --example demo_server)
-    echo "== sse: the minimal axum server, same machine, same run"
-    (cd "$tool" && NS="$NS" LAT_N="$LAT_N" OUT="$PWD/../demo" ./run.sh demo) | tail -n 5
-    local sseload="$tool/target/release/sseload"
     for n in $NS; do
         # A fresh server per size, so that earlier runs' freed memory does
         # not hide the cost of this one.
+        start_reference
+        echo "== sse: $n idle streams, reference server (axum Sse + broadcast)"
+        sseload --url http://127.0.0.1:3900/events -n "$n" --pid "$FIXTURE_PID" --settle 2 --hold 3
+        stop_fixture
         start_fixture
-        echo "== sse: $n idle streams (GET /api/v1/jobs/:id/events of a running job)"
-        taskset -c "$LOAD_CPU" "$sseload" --progress 0 --url "http://127.0.0.1:3901/api/v1/jobs/$(field live_job)/events" \
-            -n "$n" --ramp 5000 --settle 2 --duration 7 --pid "$FIXTURE_PID" | sed '$d' | grep -E "established|server pid|dropped|errors"
+        echo "== sse: $n idle streams, Reelay (GET /api/v1/jobs/:id/events of a running job)"
+        sseload --url "http://127.0.0.1:3901/api/v1/jobs/$(field live_job)/events" \
+            -n "$n" --pid "$FIXTURE_PID" --settle 2 --hold 3
         stop_fixture
     done
+    start_reference
+    echo "== sse: $LAT_N streams, 20 events/s, reference server"
+    sseload --url http://127.0.0.1:3900/events -n "$LAT_N" --settle 2 --hold 8 \
+        --trigger http://127.0.0.1:3900/publish --every 0.05
+    stop_fixture
     start_fixture
-    echo "== sse: $LAT_N streams of one job, 20 events/s appended through the store"
-    taskset -c "$LOAD_CPU" "$sseload" --progress 0 \
-        --url "http://127.0.0.1:3901/api/jobs/$(field live_job)/events?after=$(field live_last_id)" \
-        -H "Accept: text/event-stream" -n "$LAT_N" --ramp 5000 --settle 2 --duration 10 --pid "$FIXTURE_PID" \
-        --trigger http://127.0.0.1:3901/bench/publish --trigger-every 0.05 \
-        --trigger-body '{"timestamp": {ts}, "seq": {seq}, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}' \
-        | sed '$d' | grep -E "established|latency|server pid|dropped|errors|gaps|events:"
+    echo "== sse: $LAT_N streams of one job, 20 events/s appended through the store, Reelay"
+    sseload --url "http://127.0.0.1:3901/api/jobs/$(field live_job)/events?after=$(field live_last_id)" \
+        -n "$LAT_N" --settle 2 --hold 8 --trigger http://127.0.0.1:3901/bench/publish --every 0.05
     stop_fixture
 }
 
@@ -108,6 +123,7 @@ append) run_append ;;
 poll) run_poll ;;
 sse) run_sse ;;
 render) run_render ;;
+chaos) "$BENCH" chaos --kills "${KILLS:-50}" --seed "${SEED:-7}" ;;
 all) run_append; run_poll; run_sse; run_render ;;
-*) sed -n '2,12p' "$0"; exit 2 ;;
+*) sed -n '2,16p' "$0"; exit 2 ;;
 esac

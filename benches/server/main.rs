@@ -1,10 +1,14 @@
-//! Benchmarks that drive the real server. Run them through
+//! Benchmarks that drive the real server, and the SSE load client and
+//! reference server they are compared with. Run them through
 //! `benches/run.sh`, which pins the server and the load tools to separate
 //! cores; each mode can also be run alone:
 //!
 //!     cargo bench --bench server -- append [SINGLE_EVENTS] [EVENTS_PER_WRITER] [WRITERS]
 //!     cargo bench --bench server -- fixture [ADDR]
 //!     cargo bench --bench server -- render [SECONDS]
+//!     cargo bench --bench server -- sseload --url URL -n N ...   (see sseload.rs)
+//!     cargo bench --bench server -- reference [ADDR]              (see reference.rs)
+//!     cargo bench --bench server -- chaos [--kills 50]            (see chaos.rs)
 //!
 //! `append` measures committed events per second from one writer and from
 //! many concurrent ones. `fixture` serves a job with 1,000 events (for
@@ -13,6 +17,10 @@
 //! with their ids and serves until SIGINT or SIGTERM. `render` makes a
 //! 1080×1920 video of three still scenes with music from a script of about
 //! SECONDS (default 30) seconds and reports where the time went.
+
+mod chaos;
+mod reference;
+mod sseload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -336,6 +344,13 @@ fn main() {
         Some("render") => runtime.block_on(render(
             args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30.0),
         )),
-        _ => eprintln!("usage: server (append | fixture [ADDR] | render [SECONDS])"),
+        Some("sseload") => runtime.block_on(sseload::run(&args[1..])),
+        Some("chaos") => runtime.block_on(chaos::run(&args[1..])),
+        Some("reference") => runtime.block_on(reference::serve(
+            args.get(1).map_or("127.0.0.1:3900", String::as_str),
+        )),
+        _ => eprintln!(
+            "usage: server (append | fixture [ADDR] | render [SECONDS] | sseload ... | reference [ADDR] | chaos ...)"
+        ),
     }
 }
