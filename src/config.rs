@@ -81,6 +81,30 @@ pub struct Config {
     #[arg(long, env = "JOB_RETENTION_DAYS", default_value_t = 0)]
     pub job_retention_days: u64,
 
+    /// Send webhooks to loopback, private and link-local addresses too.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+
+    /// Waits before each webhook retry; after the last, a delivery fails.
+    #[arg(
+        long,
+        env = "WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub webhook_retry_schedule: Durations,
+
+    /// A webhook subscription that keeps failing this long is disabled.
+    #[arg(long, env = "WEBHOOK_DISABLE_AFTER", default_value = "5d")]
+    pub webhook_disable_after: Durations,
+
+    /// Seconds one webhook attempt may take.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 15)]
+    pub webhook_timeout_secs: u64,
+
+    /// Most webhook deliveries in flight to one host.
+    #[arg(long, env = "WEBHOOK_MAX_PER_HOST", default_value_t = 4)]
+    pub webhook_max_per_host: usize,
+
     /// Seconds between SSE keep-alive comments.
     #[arg(long, env = "SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
@@ -258,6 +282,37 @@ impl Config {
     /// How long a seed 002 progress stream stays open.
     pub fn progress_timeout(&self) -> Duration {
         Duration::from_secs(self.progress_timeout_secs)
+    }
+}
+
+/// Durations such as `5s,5m,2h`: a number and a unit each (`ms`, `s`,
+/// `m`, `h`, `d`), separated by commas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durations(pub Vec<Duration>);
+
+impl std::str::FromStr for Durations {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| {
+                humantime::parse_duration(part.trim()).map_err(|err| {
+                    format!(
+                        "{:?} is not a duration such as 30s or 2h: {err}",
+                        part.trim()
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Durations)
+    }
+}
+
+impl Durations {
+    /// The first duration, or zero.
+    pub fn first(&self) -> Duration {
+        self.0.first().copied().unwrap_or_default()
     }
 }
 

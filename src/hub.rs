@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::model::Event;
@@ -36,6 +36,9 @@ pub struct Hub {
     created: Mutex<Option<broadcast::Sender<JobCreated>>>,
     closed: AtomicBool,
     catch_ups: AtomicU64,
+    /// The id of the newest committed event, for readers of the whole log
+    /// (webhook deliveries).
+    committed: watch::Sender<i64>,
 }
 
 impl Default for Hub {
@@ -45,6 +48,7 @@ impl Default for Hub {
             created: Mutex::new(Some(broadcast::channel(CREATED_CHANNEL_CAPACITY).0)),
             closed: AtomicBool::new(false),
             catch_ups: AtomicU64::new(0),
+            committed: watch::channel(0).0,
         }
     }
 }
@@ -88,6 +92,9 @@ impl Hub {
 
     /// Sends committed events, in id order, to their jobs' subscribers.
     pub fn publish(&self, events: &[Arc<Event>]) {
+        if let Some(last) = events.last() {
+            self.committed.send_replace(last.id);
+        }
         let topics = lock(&self.topics);
         if topics.is_empty() {
             return;
@@ -98,6 +105,11 @@ impl Hub {
                 let _ = tx.send(event.clone());
             }
         }
+    }
+
+    /// Wakes on every commit of new events; holds the newest event's id.
+    pub fn watch_committed(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
     }
 
     /// Tells waiting streams that a job was created.

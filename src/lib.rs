@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod serve;
 pub mod store;
 pub mod tools;
+pub mod webhooks;
 pub mod worker;
 
 use std::sync::Arc;
@@ -86,6 +87,12 @@ impl Reelay {
             config.worker_concurrency,
         );
         let background = tokio_util::sync::CancellationToken::new();
+        engine.webhooks().start(
+            Arc::new(|job| {
+                serde_json::to_value(api::clipzy::views::V1Job::from(job)).unwrap_or_default()
+            }),
+            background.clone(),
+        );
         if config.job_retention_days > 0 {
             tokio::spawn(engine::keep_retention(
                 engine.clone(),

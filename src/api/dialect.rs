@@ -62,6 +62,8 @@ pub fn snake_case_name(field: Field) -> &'static str {
         Field::Width => "width",
         Field::Height => "height",
         Field::Size => "width and height",
+        Field::Webhook => "webhook",
+        Field::WebhookEventsFilter => "webhook_events_filter",
     }
 }
 

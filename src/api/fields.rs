@@ -8,7 +8,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::model::{Field, Invalid};
+use crate::model::{Field, Invalid, JobWebhook, WebhookEvent, non_blank};
 
 /// A body field that the original front end sends as a string or a number.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -139,6 +139,30 @@ pub fn host_and_port(raw: &str) -> Option<&str> {
         }
     };
     (port_ok && host_ok).then_some(raw)
+}
+
+/// A job's own webhook from a body's `webhook` URL and its
+/// `webhook_events_filter`, a list of event classes. No URL, no webhook.
+pub fn webhook(
+    url: Option<String>,
+    filter: Option<serde_json::Value>,
+) -> Result<Option<JobWebhook>, Invalid> {
+    let Some(url) = non_blank(url) else {
+        return Ok(None);
+    };
+    let events = match filter {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| item.as_str().and_then(WebhookEvent::parse))
+                .collect::<Option<Vec<_>>>()
+                .filter(|events| !events.is_empty())
+                .ok_or_else(|| Invalid::of(Field::WebhookEventsFilter))?,
+        ),
+        Some(_) => return Err(Invalid::of(Field::WebhookEventsFilter)),
+    };
+    Ok(Some(JobWebhook::new(url, events)))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod openreels;
 pub mod sse;
 pub mod streams;
 pub mod video;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openreels::router())
         .merge(aivideogen::router())
         .merge(clipzy::router())
+        .merge(webhooks::router())
         .merge(with_dialect(operations, moneyprinter::DIALECT))
         .layer(DefaultBodyLimit::max(limit))
         // A body that dribbles in is cut off at its deadline.

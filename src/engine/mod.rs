@@ -29,9 +29,12 @@ pub use crate::store::{CancelOutcome, JobPage, JobPatch, Stamp};
 
 use crate::Config;
 use crate::hub::Hub;
-use crate::model::{Event, Job, JobRequest, Level, Stages, generation_id};
+use crate::model::{
+    Event, Field, Invalid, Job, JobRequest, Level, Problem, Stages, generation_id, limits,
+};
 use crate::store::{Filter, NewJob, Store};
 use crate::tools::Tools;
+use crate::webhooks::{Refused, Settings as WebhookSettings, Webhooks};
 use control::Control;
 
 /// Figures for the health report.
@@ -65,6 +68,7 @@ struct Inner {
     config: Arc<Config>,
     tools: Arc<Tools>,
     http: reqwest::Client,
+    webhooks: Webhooks,
 }
 
 impl Engine {
@@ -79,8 +83,10 @@ impl Engine {
             config.event_cache_bytes,
         )
         .await?;
+        let webhooks = Webhooks::new(store.clone(), hub.clone(), WebhookSettings::of(&config));
         Ok(Engine {
             inner: Arc::new(Inner {
+                webhooks,
                 store,
                 hub,
                 control: Arc::new(Control::default()),
@@ -97,6 +103,21 @@ impl Engine {
     /// `MIN_FREE_DISK_MB`: a job needs room for its files.
     pub async fn submit(&self, request: JobRequest) -> Result<Job> {
         let request = request.validate()?;
+        if let Some(hook) = &request.webhook {
+            self.inner
+                .webhooks
+                .check_url(&hook.url)
+                .await
+                .map_err(|refused| {
+                    EngineError::Invalid(Invalid::new(
+                        Field::Webhook,
+                        match refused {
+                            Refused::NotHttp => Problem::Url(limits::URL_CHARS),
+                            Refused::Private => Problem::PrivateAddress,
+                        },
+                    ))
+                })?;
+        }
         self.check_free_space().await?;
         let job = self
             .inner
@@ -294,6 +315,11 @@ impl Engine {
     /// Each media tool's path and version, or how to install it.
     pub async fn tool_report(&self) -> serde_json::Value {
         self.inner.tools.report().await
+    }
+
+    /// Webhook subscriptions and deliveries.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     /// Figures for the health report.

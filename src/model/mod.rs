@@ -11,6 +11,7 @@ mod kind;
 mod media;
 mod payload;
 mod request;
+mod webhook;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -25,6 +26,7 @@ pub use media::{
 };
 pub use payload::{Payload, Progress, StageCompleted, StageFailed, StageSkipped, StageStarted};
 pub use request::{Field, Invalid, JobRequest, Problem, aspect, limits, non_blank};
+pub use webhook::{JobWebhook, WebhookEvent};
 
 /// RFC 3339 UTC with milliseconds and `Z`, the one timestamp format of the API.
 pub fn rfc3339(t: DateTime<Utc>) -> String {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Aspect;
+use super::{Aspect, JobWebhook};
 
 /// Every limit on a request, in one place.
 pub mod limits {
@@ -27,6 +27,8 @@ pub mod limits {
     pub const PROMPT_CHARS: usize = 2_000;
     /// Longest voice, model, language or tone name, in characters.
     pub const NAME_CHARS: usize = 100;
+    /// Longest webhook URL, in characters.
+    pub const URL_CHARS: usize = 2_000;
     /// Colour names ffmpeg and libass both understand, besides `#rgb` and
     /// `#rrggbb`.
     pub const COLOR_NAMES: &[&str] = &[
@@ -82,6 +84,9 @@ pub struct JobRequest {
     pub height: Option<u32>,
     /// Which API created the job (`moneyprinter`, `aivideogen`, `clipzy`).
     pub dialect: Option<String>,
+    /// The job's own webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<JobWebhook>,
 }
 
 /// A request field, by its meaning rather than by any dialect's name.
@@ -119,6 +124,10 @@ pub enum Field {
     Height,
     /// Width and height together.
     Size,
+    /// The job's webhook URL.
+    Webhook,
+    /// The classes of events its webhook gets.
+    WebhookEventsFilter,
 }
 
 /// What is wrong with a field.
@@ -144,6 +153,13 @@ pub enum Problem {
     Even,
     /// Width without height, or the other way round.
     Paired,
+    /// Not an absolute http or https URL of at most this many characters.
+    Url(usize),
+    /// A URL whose host is a loopback, private, link-local or metadata
+    /// address.
+    PrivateAddress,
+    /// Not a list of webhook event classes.
+    WebhookEvents,
 }
 
 /// A request that breaks a rule: which field, and how.
@@ -172,6 +188,8 @@ impl Invalid {
             Field::Color => Problem::Color,
             Field::Size => Problem::Paired,
             Field::CustomPrompt => Problem::TooLong(limits::PROMPT_CHARS),
+            Field::Webhook => Problem::Url(limits::URL_CHARS),
+            Field::WebhookEventsFilter => Problem::WebhookEvents,
             Field::Voice | Field::AiModel | Field::Tone | Field::Language => {
                 Problem::TooLong(limits::NAME_CHARS)
             }
@@ -204,6 +222,16 @@ impl Invalid {
             ),
             Problem::Even => format!("{name} must be even numbers."),
             Problem::Paired => format!("{name} must be given together."),
+            Problem::Url(max) => format!(
+                "{name} must be an absolute http:// or https:// URL of at most {max} characters."
+            ),
+            Problem::PrivateAddress => format!(
+                "{name} points to a loopback, private, link-local or metadata address, which \
+                 webhooks may not reach."
+            ),
+            Problem::WebhookEvents => {
+                format!("{name} must be a list of start, stage, logs and completed.")
+            }
         }
     }
 }
@@ -250,6 +278,13 @@ impl JobRequest {
         self.color = non_blank(self.color)
             .map(|c| color(&c).ok_or_else(|| Invalid::of(Field::Color)))
             .transpose()?;
+        if let Some(hook) = &mut self.webhook {
+            hook.url = hook.url.trim().to_string();
+            let http = hook.url.starts_with("http://") || hook.url.starts_with("https://");
+            if !http || hook.url.chars().count() > limits::URL_CHARS {
+                return Err(Invalid::of(Field::Webhook));
+            }
+        }
         Ok(self)
     }
 }

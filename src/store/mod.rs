@@ -7,9 +7,12 @@
 //! a job is retried.
 
 mod cache;
+mod hook_writes;
+mod hooks;
 mod inserts;
 mod jobs;
 mod rows;
+mod states;
 mod writer;
 
 use std::path::Path;
@@ -24,6 +27,10 @@ use uuid::Uuid;
 
 pub use cache::Filter;
 use cache::{LogCache, Lookup};
+pub use hook_writes::{CursorMove, DefaultSecret, NewDelivery};
+pub use hooks::{
+    Attempt, AttemptOutcome, AttemptRecord, Delivery, Endpoint, NewEndpoint, job_endpoint_id,
+};
 pub use jobs::{CancelOutcome, Deleted, JobPatch, NewJob, Stamp};
 use rows::{job_by_id, job_from_row, select_jobs};
 use writer::{Op, Sinks};

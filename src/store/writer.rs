@@ -8,7 +8,6 @@
 //! and the event that reports it are atomic, and no one can see an event
 //! that a crash could take back.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -19,6 +18,7 @@ use uuid::Uuid;
 use super::cache::LogCache;
 use super::inserts::Pending;
 use super::jobs::{self, CancelOutcome, Deleted, JobPatch, NewJob, Now};
+use super::states::States;
 use super::{Result, StoreError};
 use crate::hub::{Hub, JobCreated};
 use crate::model::{Event, Job, JobState, NewEvent};
@@ -47,7 +47,16 @@ pub(super) enum Op {
     Cancel(Uuid, Reply<Option<CancelOutcome>>),
     /// Delete a finished job with its events.
     Delete(Uuid, Reply<Deleted>),
+    /// SQL of another module's tables, run in a savepoint of the batch: a
+    /// failure rolls back only this op.
+    Run(Task, Reply<()>),
 }
+
+/// Statements for [`Op::Run`].
+pub(super) type Task = Box<
+    dyn for<'c> FnOnce(&'c mut SqliteConnection) -> futures_util::future::BoxFuture<'c, Result<()>>
+        + Send,
+>;
 
 impl Op {
     fn fail(self, err: StoreError) {
@@ -58,6 +67,7 @@ impl Op {
             Op::Append { reply, .. } => drop(reply.send(Err(err))),
             Op::Cancel(_, reply) => drop(reply.send(Err(err))),
             Op::Delete(_, reply) => drop(reply.send(Err(err))),
+            Op::Run(_, reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -69,6 +79,7 @@ enum Answer {
     Appended(Reply<Vec<Arc<Event>>>),
     Cancel(Reply<Option<CancelOutcome>>, Option<CancelOutcome>),
     Deleted(Reply<Deleted>, Deleted),
+    Ran(Reply<()>),
 }
 
 impl Answer {
@@ -79,6 +90,7 @@ impl Answer {
             Answer::Appended(reply) => drop(reply.send(Ok(events))),
             Answer::Cancel(reply, outcome) => drop(reply.send(Ok(outcome))),
             Answer::Deleted(reply, outcome) => drop(reply.send(Ok(outcome))),
+            Answer::Ran(reply) => drop(reply.send(Ok(()))),
         }
     }
 
@@ -89,6 +101,7 @@ impl Answer {
             Answer::Appended(reply) => drop(reply.send(Err(err))),
             Answer::Cancel(reply, _) => drop(reply.send(Err(err))),
             Answer::Deleted(reply, _) => drop(reply.send(Err(err))),
+            Answer::Ran(reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -152,33 +165,6 @@ pub(super) async fn run(
     }
     if let Some(open) = conn {
         let _ = open.close().await;
-    }
-}
-
-/// The state of each job the writer has touched. The writer is the only
-/// one that changes states, so it can tell a plain event append whether
-/// its job is still open without asking SQLite.
-#[derive(Default)]
-struct States(HashMap<Uuid, JobState>);
-
-impl States {
-    async fn get(&mut self, conn: &mut SqliteConnection, job: Uuid) -> Result<JobState> {
-        if let Some(state) = self.0.get(&job) {
-            return Ok(*state);
-        }
-        let (state, _) = jobs::state_of(conn, job).await?;
-        self.set(job, state);
-        Ok(state)
-    }
-
-    /// Terminal jobs are forgotten: they are rare to touch again, and a
-    /// lookup finds them finished.
-    fn set(&mut self, job: Uuid, state: JobState) {
-        if state.is_terminal() {
-            self.0.remove(&job);
-        } else {
-            self.0.insert(job, state);
-        }
     }
 }
 
@@ -266,6 +252,9 @@ async fn apply(
             let id = job.id;
             let generation_id = job.generation_id.clone();
             let job = jobs::create(conn, *job, now, &mut events).await?;
+            if let Some(hook) = &job.request.webhook {
+                super::hooks::insert_job_endpoint(conn, &job, hook, now).await?;
+            }
             states.set(id, JobState::Queued);
             (
                 Answer::Job(reply, job),
@@ -322,6 +311,16 @@ async fn apply(
                 (Answer::Deleted(reply, outcome), None)
             }
         },
+        Op::Run(task, reply) => {
+            let mut savepoint = conn.begin().await?;
+            if let Err(err) = task(&mut savepoint).await {
+                savepoint.rollback().await?;
+                let _ = reply.send(Err(err));
+                return Ok(None);
+            }
+            savepoint.commit().await?;
+            (Answer::Ran(reply), None)
+        }
     };
     Ok(Some(Staged {
         answer,

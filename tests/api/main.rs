@@ -22,3 +22,4 @@ mod projections;
 mod sse;
 mod streams;
 mod v1;
+mod webhooks;

@@ -15,8 +15,10 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::fields::Loose;
-use crate::model::{Asset, EventKind, Field, Invalid, Job, JobRequest, JobState, VisualType};
+use crate::api::fields::{Loose, webhook};
+use crate::model::{
+    Asset, EventKind, Field, Invalid, Job, JobRequest, JobState, VisualType, WebhookEvent,
+};
 
 /// Slides when the body names no number.
 const DEFAULT_SLIDES: u32 = 5;
@@ -33,6 +35,12 @@ pub struct AvgBody {
     pub language: Option<String>,
     /// `formal`, `casual`, `enthusiastic`, ...: goes into the script prompt.
     pub tone: Option<String>,
+    /// A URL that gets this job's events as signed webhooks.
+    pub webhook: Option<String>,
+    /// Which events the webhook gets: any of `start`, `stage`, `logs` and
+    /// `completed`. Default: `start` and `completed`.
+    #[schema(value_type = Option<Vec<WebhookEvent>>)]
+    pub webhook_events_filter: Option<serde_json::Value>,
 }
 
 impl AvgBody {
@@ -48,6 +56,7 @@ impl AvgBody {
             language: self.language,
             tone: self.tone,
             dialect: Some("aivideogen".into()),
+            webhook: webhook(self.webhook, self.webhook_events_filter)?,
             ..JobRequest::default()
         })
     }

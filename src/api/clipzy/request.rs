@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::fields::optional_whole;
+use crate::api::fields::{optional_whole, webhook};
 
-use crate::model::{Field, Invalid, JobRequest, Problem, aspect, limits, non_blank};
+use crate::model::{Field, Invalid, JobRequest, Problem, WebhookEvent, aspect, limits, non_blank};
 
 /// `POST /api/v1/jobs`: a topic, a script, or both, plus options.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -46,6 +46,12 @@ pub struct CreateJob {
     /// ffmpeg threads for the render, 1 to 64.
     #[serde(deserialize_with = "optional_whole")]
     pub threads: Option<u32>,
+    /// A URL that gets this job's events as signed webhooks.
+    pub webhook: Option<String>,
+    /// Which events the webhook gets: any of `start`, `stage`, `logs` and
+    /// `completed`. Default: `start` and `completed`.
+    #[schema(value_type = Option<Vec<WebhookEvent>>)]
+    pub webhook_events_filter: Option<serde_json::Value>,
 }
 
 /// Characters of a script that name a job that has no topic.
@@ -82,6 +88,7 @@ impl CreateJob {
             })
             .unwrap_or_default();
         let aspect = aspect(self.aspect_ratio)?;
+        let webhook = webhook(self.webhook, self.webhook_events_filter)?;
         Ok(JobRequest {
             subject,
             script: self.script,
@@ -99,6 +106,7 @@ impl CreateJob {
             width: self.width,
             height: self.height,
             dialect: Some("clipzy".into()),
+            webhook,
         })
     }
 }

@@ -43,6 +43,8 @@ fn field_name(field: Field) -> &'static str {
         Field::Width => "width",
         Field::Height => "height",
         Field::Size => "width and height",
+        Field::Webhook => "webhook",
+        Field::WebhookEventsFilter => "webhook_events_filter",
     }
 }
 

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::fields::Loose;
-use crate::model::{Field, Invalid, JobRequest, aspect};
+use crate::api::fields::{Loose, webhook};
+use crate::model::{Field, Invalid, JobRequest, WebhookEvent, aspect};
 
 /// `POST /api/generate` as MoneyPrinter's front end sends it. Unknown fields
 /// are ignored, as the original does. Numbers and booleans may come as
@@ -44,6 +44,13 @@ pub struct GenerateBody {
     width: Option<Loose>,
     /// Exact frame height (even, 64 to 3840); needs `width`.
     height: Option<Loose>,
+    /// A URL that gets this job's events as signed webhooks.
+    webhook: Option<String>,
+    /// Which events the webhook gets: any of `start`, `stage`, `logs` and
+    /// `completed`. Default: `start` and `completed`.
+    #[serde(rename = "webhook_events_filter", alias = "webhookEventsFilter")]
+    #[schema(value_type = Option<Vec<WebhookEvent>>)]
+    webhook_events_filter: Option<serde_json::Value>,
 }
 
 impl GenerateBody {
@@ -70,6 +77,7 @@ impl GenerateBody {
             width: number(&self.width, Field::Width)?,
             height: number(&self.height, Field::Height)?,
             dialect: Some("moneyprinter".into()),
+            webhook: webhook(self.webhook, self.webhook_events_filter)?,
             ..JobRequest::default()
         })
     }

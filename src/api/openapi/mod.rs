@@ -43,6 +43,14 @@ use responses::LayerAnswers;
         clipzy::video_file,
         clipzy::cancel,
         clipzy::delete,
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::one,
+        super::webhooks::delete,
+        super::webhooks::default_secret,
+        super::webhooks::rotate,
+        super::webhooks::history::deliveries,
+        super::webhooks::history::resend,
         super::health,
     ),
     tags(
@@ -50,6 +58,7 @@ use responses::LayerAnswers;
         (name = "openreels", description = "OpenReels' event stream (seed 001)"),
         (name = "aivideogen", description = "AI-Video-Gen's progress stream and routes (seed 002)"),
         (name = "v1", description = "Clipzy's v1 job API (seed 004)"),
+        (name = "webhooks", description = "Webhook subscriptions, signed as Standard Webhooks"),
         (name = "server", description = "Operations"),
     ),
     modifiers(&LayerAnswers)

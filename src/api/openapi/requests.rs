@@ -113,6 +113,11 @@ pub fn refine(doc: &mut Value, config: &Config) -> Vec<String> {
             json!({"type": "string", "pattern": patterns::comma_list(&levels)}),
         ),
         ("/api/v1/jobs/{id}/events", "after", after),
+        (
+            "/api/v1/webhooks/{id}/deliveries",
+            "limit",
+            range(1..=crate::api::webhooks::MAX_HISTORY),
+        ),
     ];
     for (path, name, schema) in queries {
         match parameter(doc, path, name) {

@@ -11,13 +11,17 @@ use utoipa::openapi::{ContentBuilder, Object, OpenApi, Ref, ResponseBuilder, Typ
 
 /// Operations that write to the database. While it cannot be written, or
 /// while the server is stopping, they answer 503 with `Retry-After`.
-pub const WRITES: [&str; 6] = [
+pub const WRITES: [&str; 10] = [
     "generate",
     "mp_cancel_job",
     "mp_cancel_newest",
     "v1_create_job",
     "v1_cancel_job",
     "v1_delete_job",
+    "webhook_create",
+    "webhook_delete",
+    "webhook_rotate_secret",
+    "webhook_resend",
 ];
 
 /// Operations that create a job, and answer 507 when the data folder's disk
@@ -42,7 +46,7 @@ impl Modify for LayerAnswers {
 fn envelope(operation: &Operation) -> Option<&'static str> {
     match operation.tags.as_ref()?.first()?.as_str() {
         "moneyprinter" => Some("MpErrorBody"),
-        "v1" | "openreels" => Some("V1ErrorBody"),
+        "v1" | "openreels" | "webhooks" => Some("V1ErrorBody"),
         "aivideogen" => Some("DetailBody"),
         _ => None,
     }
