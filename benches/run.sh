@@ -11,6 +11,8 @@
 #   benches/run.sh chaos      50 SIGKILLs of the real binary across every
 #                             stage, with the checks of benches/server/chaos.rs
 #                             (not part of all)
+#   benches/run.sh webhooks   deliveries/s from the event log to a local
+#                             receiver on CPU 1 (benches/server/webhooks.rs)
 #   benches/run.sh all
 #
 # Needs wrk (apt-get install wrk) for poll.
@@ -118,12 +120,24 @@ run_render() {
     "$BENCH" render 30 | sed '$d'
 }
 
+run_webhooks() {
+    echo "== webhooks: every event of 32 running jobs to a receiver on CPU $LOAD_CPU"
+    taskset -c "$LOAD_CPU" "$BENCH" webhook-receiver 127.0.0.1:3902 >"$OUT/receiver.json" 2>&1 &
+    FIXTURE_PID=$!
+    sleep 0.5
+    for per_host in 4 32; do
+        taskset -c "$SERVER_CPU" "$BENCH" webhooks http://127.0.0.1:3902 32 250 "$per_host" | sed '$d'
+    done
+    stop_fixture
+}
+
 case "${1:-all}" in
 append) run_append ;;
 poll) run_poll ;;
 sse) run_sse ;;
 render) run_render ;;
+webhooks) run_webhooks ;;
 chaos) "$BENCH" chaos --kills "${KILLS:-50}" --seed "${SEED:-7}" ;;
-all) run_append; run_poll; run_sse; run_render ;;
-*) sed -n '2,16p' "$0"; exit 2 ;;
+all) run_append; run_poll; run_sse; run_render; run_webhooks ;;
+*) sed -n '2,18p' "$0"; exit 2 ;;
 esac

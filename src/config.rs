@@ -97,6 +97,10 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_DISABLE_AFTER", default_value = "5d")]
     pub webhook_disable_after: Durations,
 
+    /// Days a delivered or failed webhook message stays in the history.
+    #[arg(long, env = "WEBHOOK_HISTORY_DAYS", default_value_t = 30)]
+    pub webhook_history_days: u64,
+
     /// Seconds one webhook attempt may take.
     #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 15)]
     pub webhook_timeout_secs: u64,

@@ -9,6 +9,7 @@
 //!     cargo bench --bench server -- sseload --url URL -n N ...   (see sseload.rs)
 //!     cargo bench --bench server -- reference [ADDR]              (see reference.rs)
 //!     cargo bench --bench server -- chaos [--kills 50]            (see chaos.rs)
+//!     cargo bench --bench server -- webhooks ...                  (see webhooks.rs)
 //!
 //! `append` measures committed events per second from one writer and from
 //! many concurrent ones. `fixture` serves a job with 1,000 events (for
@@ -21,6 +22,7 @@
 mod chaos;
 mod reference;
 mod sseload;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -346,11 +348,15 @@ fn main() {
         )),
         Some("sseload") => runtime.block_on(sseload::run(&args[1..])),
         Some("chaos") => runtime.block_on(chaos::run(&args[1..])),
+        Some("webhooks") => runtime.block_on(webhooks::run(&args[1..])),
+        Some("webhook-receiver") => runtime.block_on(webhooks::receiver(
+            args.get(1).map_or("127.0.0.1:3902", String::as_str),
+        )),
         Some("reference") => runtime.block_on(reference::serve(
             args.get(1).map_or("127.0.0.1:3900", String::as_str),
         )),
         _ => eprintln!(
-            "usage: server (append | fixture [ADDR] | render [SECONDS] | sseload ... | reference [ADDR] | chaos ...)"
+            "usage: server (append | fixture [ADDR] | render [SECONDS] | sseload ... | reference [ADDR] | chaos ... | webhooks ... | webhook-receiver [ADDR])"
         ),
     }
 }

@@ -129,6 +129,9 @@ impl Engine {
                 request,
             })
             .await?;
+        if job.request.webhook.is_some() {
+            self.inner.webhooks.subscribed();
+        }
         self.inner.control.wake();
         Ok(job)
     }

@@ -338,4 +338,22 @@ impl Store {
         })
         .await
     }
+
+    /// Deletes delivered and failed messages, with their attempts, that
+    /// ended before `before` (Unix seconds); returns how many.
+    pub async fn prune_deliveries(&self, before: f64) -> Result<u64> {
+        self.run(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "DELETE FROM webhook_deliveries \
+                     WHERE status != 'pending' AND next_attempt_at < ?",
+                )
+                .bind(before)
+                .execute(&mut *conn)
+                .await?;
+                Ok(done.rows_affected())
+            })
+        })
+        .await
+    }
 }

@@ -16,28 +16,66 @@ use crate::store::{CursorMove, Endpoint, Filter, NewDelivery, Result};
 /// Events read per subscription and pass.
 const BATCH: usize = 500;
 
-/// How often the log is read even when no commit woke the dispatcher (a
-/// subscription created since, a pass that failed).
+/// How often the subscriptions are looked at even when nothing woke the
+/// dispatcher (a pass that failed, a subscription enabled by hand).
 const IDLE_PASS: Duration = Duration::from_secs(1);
 
-/// Queues deliveries until `stop` fires.
+/// How often ended messages past `WEBHOOK_HISTORY_DAYS` are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Shortest time between passes, so that a burst of commits is read in one
+/// pass rather than one each.
+const MIN_GAP: Duration = Duration::from_millis(20);
+
+/// What a pass found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Found {
+    /// Some subscription is served.
+    active: bool,
+    /// Some subscription had more events than one batch.
+    more: bool,
+}
+
+/// Queues deliveries until `stop` fires. With no active subscription it
+/// ignores commits, so that the event log's hot path pays nothing for
+/// webhooks nobody asked for.
 pub(super) async fn run(hooks: Webhooks, stop: CancellationToken) {
     let mut committed = hooks.inner.hub.watch_committed();
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
-        let more = match pass(&hooks).await {
-            Ok(more) => more,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not queue webhook deliveries; trying again");
-                false
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(std::time::Instant::now());
+            let before = unix_now() - hooks.inner.settings.history.as_secs_f64();
+            match hooks.inner.store.prune_deliveries(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned the webhook history"),
+                Err(err) => tracing::warn!(error = %err, "could not prune the webhook history"),
             }
-        };
-        if more {
+        }
+        let found = pass(&hooks).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "could not queue webhook deliveries; trying again");
+            Found {
+                active: true,
+                more: false,
+            }
+        });
+        if found.more {
             continue;
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = committed.changed() => {}
-            _ = tokio::time::sleep(IDLE_PASS) => {}
+        if found.active {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = committed.changed() => {}
+                _ = hooks.inner.subscribed.notified() => {}
+                _ = tokio::time::sleep(IDLE_PASS) => {}
+            }
+            tokio::time::sleep(MIN_GAP).await;
+        } else {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = hooks.inner.subscribed.notified() => {}
+                _ = tokio::time::sleep(IDLE_PASS) => {}
+            }
         }
     }
 }
@@ -48,13 +86,12 @@ fn message_id(endpoint: &str, event: i64) -> String {
     format!("msg_{endpoint}_{event}")
 }
 
-/// One pass over every active subscription. True when a subscription had
-/// more events than one batch.
-async fn pass(hooks: &Webhooks) -> Result<bool> {
+/// One pass over every active subscription.
+async fn pass(hooks: &Webhooks) -> Result<Found> {
     let store = &hooks.inner.store;
     let endpoints = store.endpoints(true).await?;
     if endpoints.is_empty() {
-        return Ok(false);
+        return Ok(Found::default());
     }
     let (global, own): (Vec<&Endpoint>, Vec<&Endpoint>) =
         endpoints.iter().partition(|e| e.job_id.is_none());
@@ -81,8 +118,9 @@ async fn pass(hooks: &Webhooks) -> Result<bool> {
         let ended = events.iter().any(|e| is_terminal(e.kind));
         out.queue(hooks, endpoint, &events, ended).await?;
     }
+    let found = Found { active: true, more };
     if out.deliveries.is_empty() && out.cursors.is_empty() {
-        return Ok(more);
+        return Ok(found);
     }
     let queued = !out.deliveries.is_empty();
     store
@@ -91,7 +129,7 @@ async fn pass(hooks: &Webhooks) -> Result<bool> {
     if queued {
         hooks.inner.wake.notify_one();
     }
-    Ok(more)
+    Ok(found)
 }
 
 fn is_terminal(kind: Option<EventKind>) -> bool {

@@ -49,6 +49,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Allow loopback, private and link-local receivers.
     pub allow_private: bool,
+    /// How long ended messages stay in the history.
+    pub history: Duration,
 }
 
 impl Settings {
@@ -60,6 +62,7 @@ impl Settings {
             per_host: config.webhook_max_per_host.max(1),
             timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
             allow_private: config.webhook_allow_private,
+            history: Duration::from_secs(config.webhook_history_days.saturating_mul(86_400)),
         }
     }
 }
@@ -92,6 +95,8 @@ struct Inner {
     in_flight: Mutex<HashSet<String>>,
     /// Wakes the sender: new deliveries, or a finished attempt.
     wake: Notify,
+    /// Wakes the dispatcher: a subscription was added or enabled.
+    subscribed: Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,6 +122,7 @@ impl Webhooks {
                 hosts: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashSet::new()),
                 wake: Notify::new(),
+                subscribed: Notify::new(),
             }),
         }
     }
@@ -129,6 +135,12 @@ impl Webhooks {
         }
         tokio::spawn(dispatch::run(self.clone(), stop.clone()));
         tokio::spawn(deliver::run(self.clone(), stop));
+    }
+
+    /// Tells the dispatcher that a subscription was added, such as a new
+    /// job's own webhook. Without any, it does not read the log at all.
+    pub fn subscribed(&self) {
+        self.inner.subscribed.notify_one();
     }
 
     /// Checks a webhook URL as it is given.
@@ -158,6 +170,7 @@ impl Webhooks {
                 description,
             })
             .await?;
+        self.subscribed();
         Ok(endpoint)
     }
 
@@ -217,6 +230,7 @@ impl Webhooks {
     /// `None` when there is no such delivery, false while it is pending.
     pub async fn resend(&self, id: &str, delivery: &str) -> Result<Option<bool>> {
         let done = self.inner.store.resend_delivery(id, delivery).await?;
+        self.subscribed();
         self.inner.wake.notify_one();
         Ok(done)
     }

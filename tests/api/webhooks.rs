@@ -273,9 +273,19 @@ async fn a_global_subscription_is_signed_with_its_own_secret_rotates_and_keeps_a
     assert_eq!(got.signature.split(' ').count(), 2);
     assert!(verify(&secret, &got) && verify(&new_secret, &got));
 
-    let (_, history) = server
-        .get(&format!("/api/v1/webhooks/{hook}/deliveries"))
-        .await;
+    let path = format!("/api/v1/webhooks/{hook}/deliveries");
+    // The receiver has answered; the attempt is recorded right after.
+    eventually(
+        Duration::from_secs(5),
+        "both deliveries recorded",
+        || async {
+            let (_, history) = server.get(&path).await;
+            let all = history["data"].as_array().unwrap().clone();
+            all.len() == 2 && all.iter().all(|d| d["status"] == "delivered")
+        },
+    )
+    .await;
+    let (_, history) = server.get(&path).await;
     let deliveries = history["data"].as_array().unwrap();
     assert_eq!(deliveries.len(), 2, "{history}");
     let attempt = &deliveries[0]["attempts"][0];
@@ -539,4 +549,48 @@ async fn a_server_killed_mid_delivery_sends_it_again_after_restart_and_drops_not
         in_flight,
         "the in-flight message was sent again"
     );
+}
+
+#[tokio::test]
+async fn ended_messages_leave_the_history_after_webhook_history_days() {
+    let rx = Receiver::start().await;
+    let server = TestServer::start_with(quick(), quick_retries).await;
+    let (_, created) = server
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": rx.url("127.0.0.1"), "events": ["completed"]}),
+        )
+        .await;
+    let hook = created["data"]["id"].as_str().unwrap().to_string();
+    let job = server.submit("Kept").await;
+    server
+        .wait_state(&job, "completed", Duration::from_secs(10))
+        .await;
+    let path = format!("/api/v1/webhooks/{hook}/deliveries");
+    eventually(Duration::from_secs(10), "the delivery", || async {
+        server.get(&path).await.1["data"][0]["status"] == "delivered"
+    })
+    .await;
+    let dir = server.dir.clone();
+    server.stop().await;
+
+    // Kept across a restart; gone on one that keeps no history.
+    let server = TestServer::start_in(dir.clone(), quick(), quick_retries).await;
+    assert_eq!(
+        server.get(&path).await.1["data"].as_array().unwrap().len(),
+        1
+    );
+    server.stop().await;
+    let server = TestServer::start_in(dir, quick(), |config| {
+        quick_retries(config);
+        config.webhook_history_days = 0;
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the history pruned", || async {
+        server.get(&path).await.1["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    })
+    .await;
 }
