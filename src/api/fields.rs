@@ -147,9 +147,6 @@ pub fn webhook(
     url: Option<String>,
     filter: Option<serde_json::Value>,
 ) -> Result<Option<JobWebhook>, Invalid> {
-    let Some(url) = non_blank(url) else {
-        return Ok(None);
-    };
     let events = match filter {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Array(items)) => Some(
@@ -162,7 +159,10 @@ pub fn webhook(
         ),
         Some(_) => return Err(Invalid::of(Field::WebhookEventsFilter)),
     };
-    Ok(Some(JobWebhook::new(url, events)))
+    // Blank is absent; anything else is checked as sent.
+    Ok(url
+        .filter(|url| non_blank(Some(url.clone())).is_some())
+        .map(|url| JobWebhook::new(url, events)))
 }
 
 #[cfg(test)]

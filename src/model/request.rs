@@ -278,10 +278,11 @@ impl JobRequest {
         self.color = non_blank(self.color)
             .map(|c| color(&c).ok_or_else(|| Invalid::of(Field::Color)))
             .transpose()?;
-        if let Some(hook) = &mut self.webhook {
-            hook.url = hook.url.trim().to_string();
-            let http = hook.url.starts_with("http://") || hook.url.starts_with("https://");
-            if !http || hook.url.chars().count() > limits::URL_CHARS {
+        if let Some(hook) = &self.webhook {
+            let url = &hook.url;
+            let http = url.starts_with("http://") || url.starts_with("https://");
+            let spaced = url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !http || spaced || url.chars().count() > limits::URL_CHARS {
                 return Err(Invalid::of(Field::Webhook));
             }
         }

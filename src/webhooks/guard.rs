@@ -80,6 +80,10 @@ pub enum Refused {
 /// addresses its host names now. A host that does not resolve yet is
 /// accepted; every delivery resolves it again through the guard.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<Url, Refused> {
+    // As sent: a URL parser would quietly drop surrounding spaces.
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Refused::NotHttp);
+    }
     let parsed = Url::parse(url).map_err(|_| Refused::NotHttp)?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(Refused::NotHttp);

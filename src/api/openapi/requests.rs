@@ -17,7 +17,7 @@ use super::patterns;
 use crate::Config;
 use crate::api::clipzy::{MAX_PAGE_NUMBER, MAX_PAGE_SIZE};
 use crate::api::moneyprinter::events::MAX_PAGE;
-use crate::model::{Aspect, Level, limits};
+use crate::model::{Aspect, Level, WebhookEvent, limits};
 
 /// Applies every rule, with the limits `config` sets. Returns what it could
 /// not find (a renamed field or parameter); a test keeps that empty.
@@ -50,6 +50,7 @@ pub fn refine(doc: &mut Value, config: &Config) -> Vec<String> {
             words(patterns::after_last_comma(&positions)),
         ),
     ];
+    let v1 = [v1.as_slice(), &webhook_fields()].concat();
     let v1_rules = json!({"allOf": [
         {"anyOf": [required_visible("topic"), required_visible("script")]},
         paired("width", "height"),
@@ -74,6 +75,7 @@ pub fn refine(doc: &mut Value, config: &Config) -> Vec<String> {
             words(patterns::after_last_comma(&positions)),
         ),
     ];
+    let moneyprinter = [moneyprinter.as_slice(), &webhook_fields()].concat();
     let moneyprinter_rules = json!({"allOf": [
         required_visible("videoSubject"),
         paired("width", "height"),
@@ -92,12 +94,30 @@ pub fn refine(doc: &mut Value, config: &Config) -> Vec<String> {
         ("language", text(limits::NAME_CHARS)),
         ("tone", text(limits::NAME_CHARS)),
     ];
+    let aivideogen = [aivideogen.as_slice(), &webhook_fields()].concat();
     // A body with `videoSubject` is MoneyPrinter's, whatever else it has.
     let aivideogen_rules = json!({"allOf": [
         required_visible("topic"),
         {"not": {"required": ["videoSubject"]}},
     ]});
     body(doc, "AvgBody", &aivideogen, aivideogen_rules, &mut missing);
+
+    let subscription = [
+        ("url", url()),
+        (
+            "events",
+            json!({"anyOf": [webhook_events(), {"type": "null"}]}),
+        ),
+        ("description", text(crate::api::webhooks::DESCRIPTION_CHARS)),
+    ];
+    let subscription_rules = json!({"required": ["url"]});
+    body(
+        doc,
+        "CreateWebhook",
+        &subscription,
+        subscription_rules,
+        &mut missing,
+    );
 
     // Event ids are SQLite's 64-bit row ids.
     let after = range(0..=i64::MAX);
@@ -203,6 +223,31 @@ fn parameter<'a>(doc: &'a mut Value, path: &str, name: &str) -> Option<&'a mut M
         .iter_mut()
         .find(|p| p["name"] == name)?
         .as_object_mut()
+}
+
+/// A job's `webhook` and `webhook_events_filter`.
+fn webhook_fields() -> [(&'static str, Value); 2] {
+    [
+        (
+            "webhook",
+            json!({"anyOf": [url(), {"type": "string", "pattern": patterns::blank()}, {"type": "null"}]}),
+        ),
+        (
+            "webhook_events_filter",
+            json!({"anyOf": [webhook_events(), {"type": "null"}]}),
+        ),
+    ]
+}
+
+/// An http or https URL.
+fn url() -> Value {
+    json!({"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": limits::URL_CHARS})
+}
+
+/// One or more webhook event classes.
+fn webhook_events() -> Value {
+    let names: Vec<&str> = WebhookEvent::ALL.iter().map(|e| e.as_str()).collect();
+    json!({"type": "array", "minItems": 1, "items": {"type": "string", "enum": names}})
 }
 
 /// Optional text of at most `max` characters, counted as sent.

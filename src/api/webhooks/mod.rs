@@ -24,7 +24,7 @@ pub use history::MAX_HISTORY;
 use history::{deliveries, resend};
 
 /// Longest description, in characters.
-const DESCRIPTION_CHARS: usize = 500;
+pub const DESCRIPTION_CHARS: usize = 500;
 
 /// The routes, in the v1 envelope.
 pub fn router() -> Router<AppState> {
@@ -124,15 +124,16 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<Envelope<WebhookView>>)> {
-    let url = body.url.trim().to_string();
+    let url = body.url;
     if url.chars().count() > limits::URL_CHARS {
         return Err(refused(Refused::NotHttp));
     }
     let hook = super::fields::webhook(Some(url.clone()), body.events)
         .map_err(|invalid| ApiError::Validation(invalid.message(|_| "events")))?
         .ok_or(refused(Refused::NotHttp))?;
-    let description = non_blank(body.description);
-    if description
+    // Counted as sent, then trimmed.
+    if body
+        .description
         .as_ref()
         .is_some_and(|d| d.chars().count() > DESCRIPTION_CHARS)
     {
@@ -140,6 +141,7 @@ pub async fn create(
             "description is too long: at most {DESCRIPTION_CHARS} characters."
         )));
     }
+    let description = non_blank(body.description);
     let endpoint = state
         .engine
         .webhooks()
