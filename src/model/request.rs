@@ -82,6 +82,10 @@ pub struct JobRequest {
     pub height: Option<u32>,
     /// Which API created the job (`moneyprinter`, `aivideogen`, `clipzy`).
     pub dialect: Option<String>,
+    /// The `x-request-id` of the HTTP request that created the job, to
+    /// find its log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// A request field, by its meaning rather than by any dialect's name.

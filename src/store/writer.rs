@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::cache::LogCache;
+use super::idempotency::{self, KeptAnswer};
 use super::inserts::Pending;
 use super::jobs::{self, CancelOutcome, Deleted, JobPatch, NewJob, Now};
 use super::{Result, StoreError};
@@ -47,6 +48,8 @@ pub(super) enum Op {
     Cancel(Uuid, Reply<Option<CancelOutcome>>),
     /// Delete a finished job with its events.
     Delete(Uuid, Reply<Deleted>),
+    /// Keep a submit's answer under its Idempotency-Key.
+    Keep(Box<KeptAnswer>, Reply<()>),
 }
 
 impl Op {
@@ -58,6 +61,7 @@ impl Op {
             Op::Append { reply, .. } => drop(reply.send(Err(err))),
             Op::Cancel(_, reply) => drop(reply.send(Err(err))),
             Op::Delete(_, reply) => drop(reply.send(Err(err))),
+            Op::Keep(_, reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -69,6 +73,7 @@ enum Answer {
     Appended(Reply<Vec<Arc<Event>>>),
     Cancel(Reply<Option<CancelOutcome>>, Option<CancelOutcome>),
     Deleted(Reply<Deleted>, Deleted),
+    Kept(Reply<()>),
 }
 
 impl Answer {
@@ -79,6 +84,7 @@ impl Answer {
             Answer::Appended(reply) => drop(reply.send(Ok(events))),
             Answer::Cancel(reply, outcome) => drop(reply.send(Ok(outcome))),
             Answer::Deleted(reply, outcome) => drop(reply.send(Ok(outcome))),
+            Answer::Kept(reply) => drop(reply.send(Ok(()))),
         }
     }
 
@@ -89,6 +95,7 @@ impl Answer {
             Answer::Appended(reply) => drop(reply.send(Err(err))),
             Answer::Cancel(reply, _) => drop(reply.send(Err(err))),
             Answer::Deleted(reply, _) => drop(reply.send(Err(err))),
+            Answer::Kept(reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -307,6 +314,10 @@ async fn apply(
                 states.set(job, JobState::Cancelled);
             }
             (Answer::Cancel(reply, outcome), None)
+        }
+        Op::Keep(answer, reply) => {
+            idempotency::keep(conn, &answer).await?;
+            (Answer::Kept(reply), None)
         }
         Op::Delete(job, reply) => match jobs::delete(conn, job).await {
             Err(StoreError::NotFound) => {

@@ -99,6 +99,7 @@ impl CreateJob {
             width: self.width,
             height: self.height,
             dialect: Some("clipzy".into()),
+            ..JobRequest::default()
         })
     }
 }
