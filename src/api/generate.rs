@@ -86,7 +86,7 @@ fn is_aivideogen(body: &Value) -> bool {
             ("status" = (operation_id = "avg_status", parameters(("generation_id" = "$response.body#/generationId")))),
         )),
         (status = 400, description = "MoneyPrinter body: malformed, or a value breaks its rule", body = MpErrorBody),
-        (status = 422, description = "AI-Video-Gen body: a value breaks its rule", body = DetailBody),
+        (status = 422, description = "AI-Video-Gen body: a value breaks its rule. Either body: the Idempotency-Key was used before with another body", body = GenerateError),
         (status = 500, description = "AI-Video-Gen body: the generation failed, `{\"detail\":\"Error: ...\"}`. Either body: an internal error.", body = GenerateError),
         (status = 503, description = "The database cannot be written right now, or the server is stopping; try again after `Retry-After` seconds", body = GenerateError,
          headers(("Retry-After" = u32, description = "Seconds to wait"))),

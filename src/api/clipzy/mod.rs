@@ -78,7 +78,7 @@ async fn no_route() -> ApiError {
             ("status" = (operation_id = "avg_status", parameters(("generation_id" = "$response.body#/data/generation_id")))),
         )),
         (status = 400, description = "Malformed JSON", body = V1ErrorBody),
-        (status = 422, description = "A value breaks its rule, or neither topic nor script is given", body = V1ErrorBody),
+        (status = 422, description = "A value breaks its rule, or neither topic nor script is given, or the Idempotency-Key was used before with another body", body = V1ErrorBody),
     ))]
 /// Queues a job, once per Idempotency-Key.
 pub async fn create(
