@@ -39,6 +39,30 @@ pub struct Config {
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "*")]
     pub cors_allowed_origins: String,
 
+    /// Comma-separated API keys. Empty: no key is needed. Set: every route
+    /// but `/health` needs `Authorization: Bearer <key>` (event streams
+    /// also take `?access_token=<key>`).
+    #[arg(long, env = "API_KEYS", default_value = "")]
+    pub api_keys: String,
+
+    /// A key that `/metrics` accepts besides the API keys; empty: none.
+    #[arg(long, env = "METRICS_API_KEY", default_value = "")]
+    pub metrics_api_key: String,
+
+    /// Jobs that may wait in the queue; past it submits get 429.
+    #[arg(long, env = "MAX_QUEUED_JOBS", default_value_t = 1000)]
+    pub max_queued_jobs: u64,
+
+    /// Requests a minute per API key (per client IP when keys are off);
+    /// past it 429. 0: no limit.
+    #[arg(long, env = "RATE_LIMIT_PER_MIN", default_value_t = 0)]
+    pub rate_limit_per_min: u32,
+
+    /// Seconds a submit waits for an earlier request with the same
+    /// Idempotency-Key to answer before it gets 409.
+    #[arg(long, env = "IDEMPOTENCY_WAIT_SECS", default_value_t = 60)]
+    pub idempotency_wait_secs: u64,
+
     /// Largest JSON request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

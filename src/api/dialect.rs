@@ -2,8 +2,10 @@
 //! for request fields, and the layer that renders a router's errors.
 //!
 //! Each dialect's router carries its [`Dialect`] in the layer that
-//! [`with_dialect`] puts around it. The layer renders every [`ApiError`]
-//! its routes return in that envelope, and turns any other error response
+//! [`with_dialect`] puts around it. The layer refuses a request that the
+//! guard refused (a missing key, a caller over its rate: see
+//! [`super::guard`]) in that envelope, renders every [`ApiError`]
+//! its routes return in it, and turns any other error response
 //! of its routes (axum's 405, a file service's 416, a panic's 500) into
 //! JSON, so no client ever sees an HTML or plain-text error.
 
@@ -17,6 +19,7 @@ use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::ApiError;
+use super::guard::Verdict;
 use crate::AppState;
 use crate::model::Field;
 
@@ -133,10 +136,19 @@ pub fn with_dialect(router: Router<AppState>, dialect: Dialect) -> Router<AppSta
         .layer(middleware::from_fn_with_state(dialect, render_errors))
 }
 
-/// Renders every error response of the routes below it in `dialect`'s
-/// envelope.
+/// Refuses what the guard refused, and renders every error response of
+/// the routes below it in `dialect`'s envelope.
 async fn render_errors(State(dialect): State<Dialect>, req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
+    match req.extensions().get::<Verdict>() {
+        Some(Verdict::Unauthorized) => return ApiError::Unauthorized.render(dialect),
+        Some(Verdict::Limited(secs)) => return ApiError::RateLimited(*secs).render(dialect),
+        Some(Verdict::Pass) | None => {}
+    }
+    render(next.run(req).await, dialect)
+}
+
+/// `response` with its error, if it is one, in `dialect`'s envelope.
+pub fn render(mut response: Response, dialect: Dialect) -> Response {
     if let Some(err) = response.extensions_mut().remove::<ApiError>() {
         return keep_headers(response, err.render(dialect));
     }
@@ -183,7 +195,12 @@ fn is_json(response: &Response) -> bool {
 /// Carries the headers of the original error (`Allow`, `Content-Range`,
 /// `Retry-After`) over to the rendered one.
 fn keep_headers(original: Response, mut rendered: Response) -> Response {
-    for name in [header::ALLOW, header::CONTENT_RANGE, header::RETRY_AFTER] {
+    for name in [
+        header::ALLOW,
+        header::CONTENT_RANGE,
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+    ] {
         if let Some(value) = original.headers().get(&name) {
             rendered.headers_mut().insert(name, value.clone());
         }

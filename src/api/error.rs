@@ -66,6 +66,23 @@ pub enum ApiError {
         /// Machine-readable code.
         code: &'static str,
     },
+    /// No API key, or not one of the configured keys.
+    #[error("A valid API key is required: send Authorization: Bearer <key>.")]
+    Unauthorized,
+    /// Past `RATE_LIMIT_PER_MIN`; the client may try again after this many
+    /// seconds.
+    #[error("Too many requests; try again in {0} s.")]
+    RateLimited(u64),
+    /// `MAX_QUEUED_JOBS` jobs are waiting already.
+    #[error("The queue is full ({0} jobs are waiting); try again later.")]
+    QueueFull(u64),
+    /// An Idempotency-Key used before with another body.
+    #[error("This Idempotency-Key was used with a different request body.")]
+    IdempotencyMismatch,
+    /// An earlier request with the same Idempotency-Key has not answered
+    /// yet.
+    #[error("A request with this Idempotency-Key is still being processed; try again shortly.")]
+    IdempotencyBusy,
     /// The server is shutting down.
     #[error("The server is shutting down; try again shortly.")]
     Unavailable,
@@ -103,6 +120,11 @@ pub enum ApiError {
     },
 }
 
+/// Marks a rendered error that [`ApiError::passes`]: an Idempotency-Key
+/// does not keep it.
+#[derive(Debug, Clone, Copy)]
+pub struct Passing;
+
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -130,7 +152,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) | ApiError::TooManyParts(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::IdempotencyBusy => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited(_) | ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable | ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal | ApiError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -152,6 +177,11 @@ impl ApiError {
             ApiError::BodyTimeout => "BODY_TIMEOUT",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::TooManyParts(_) => "TOO_MANY_PARTS",
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
+            ApiError::QueueFull(_) => "QUEUE_FULL",
+            ApiError::IdempotencyMismatch => "IDEMPOTENCY_KEY_REUSED",
+            ApiError::IdempotencyBusy => "IDEMPOTENCY_KEY_IN_USE",
             ApiError::Unavailable => "UNAVAILABLE",
             ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
             ApiError::InsufficientStorage { .. } => "INSUFFICIENT_STORAGE",
@@ -163,9 +193,23 @@ impl ApiError {
     /// pass.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Unavailable | ApiError::StoreUnavailable => Some(5),
+            ApiError::Unavailable | ApiError::StoreUnavailable | ApiError::QueueFull(_) => Some(5),
+            ApiError::IdempotencyBusy => Some(1),
+            ApiError::RateLimited(secs) => Some(*secs),
             _ => None,
         }
+    }
+
+    /// True for answers that say nothing lasting about the request (the
+    /// server could not take it right now), which an Idempotency-Key does
+    /// not keep: a retry with the same key tries again.
+    pub fn passes(&self) -> bool {
+        self.retry_after().is_some()
+            || matches!(
+                self,
+                ApiError::Internal | ApiError::BodyTimeout | ApiError::InsufficientStorage { .. }
+            )
+            || matches!(self, ApiError::Http { status, .. } if status.is_server_error())
     }
 
     /// The whole response in `dialect`'s envelope.
@@ -180,6 +224,12 @@ impl ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.passes() {
+            response.extensions_mut().insert(Passing);
         }
         response
     }
@@ -200,6 +250,7 @@ impl From<EngineError> for ApiError {
             EngineError::JobNotFound => ApiError::JobNotFound,
             EngineError::Invalid(invalid) => ApiError::Invalid(invalid),
             EngineError::ShuttingDown => ApiError::Unavailable,
+            EngineError::QueueFull(max) => ApiError::QueueFull(max),
             EngineError::StoreUnavailable => ApiError::StoreUnavailable,
             EngineError::DiskLow { free_mb, min_mb } => {
                 ApiError::InsufficientStorage { free_mb, min_mb }

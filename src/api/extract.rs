@@ -1,5 +1,11 @@
 //! Extractors whose every failure is an [`ApiError`], so that it comes back
-//! in the route's envelope and not as axum's plain text.
+//! in the route's envelope and not as axum's plain text, and the
+//! [`Submission`] every job-creating route takes (request id and
+//! Idempotency-Key).
+
+pub mod submission;
+
+pub use submission::Submission;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;

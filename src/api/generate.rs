@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::aivideogen::{self, generate::AvgBody, generate::AvgReply};
 use super::dialect::{DetailBody, MpErrorBody, with_dialect};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, Submission};
 use super::moneyprinter::{self, request::GenerateBody, request::GenerateReply};
 use crate::AppState;
 
@@ -86,22 +86,39 @@ fn is_aivideogen(body: &Value) -> bool {
             ("status" = (operation_id = "avg_status", parameters(("generation_id" = "$response.body#/generationId")))),
         )),
         (status = 400, description = "MoneyPrinter body: malformed, or a value breaks its rule", body = MpErrorBody),
-        (status = 422, description = "AI-Video-Gen body: a value breaks its rule", body = DetailBody),
+        (status = 422, description = "AI-Video-Gen body: a value breaks its rule. Either body: the Idempotency-Key was used before with another body", body = GenerateError),
         (status = 500, description = "AI-Video-Gen body: the generation failed, `{\"detail\":\"Error: ...\"}`. Either body: an internal error.", body = GenerateError),
         (status = 503, description = "The database cannot be written right now, or the server is stopping; try again after `Retry-After` seconds", body = GenerateError,
          headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 507, description = "The data folder's disk has less free space than MIN_FREE_DISK_MB", body = GenerateError),
     ))]
-/// Queues a video, or makes one and answers when it is done.
-pub async fn generate(State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> Response {
+/// Queues a video, or makes one and answers when it is done; once per
+/// Idempotency-Key.
+pub async fn generate(
+    State(state): State<AppState>,
+    submission: Submission,
+    JsonBody(body): JsonBody<Value>,
+) -> Response {
+    let request_id = submission.request_id();
+    let (state_, body_) = (state.clone(), body.clone());
     if is_aivideogen(&body) {
-        return match aivideogen::generate::generate_and_wait(&state, body).await {
-            Ok(reply) => reply.into_response(),
-            Err(err) => err.render(aivideogen::DIALECT),
+        let work = async move {
+            match aivideogen::generate::generate_and_wait(&state_, body_, request_id).await {
+                Ok(reply) => reply.into_response(),
+                Err(err) => err.render(aivideogen::DIALECT),
+            }
         };
+        return submission
+            .answer(&state, &body, aivideogen::DIALECT, work)
+            .await;
     }
-    match moneyprinter::request::generate(&state, body).await {
-        Ok(reply) => reply.into_response(),
-        Err(err) => err.into_response(),
-    }
+    let work = async move {
+        match moneyprinter::request::generate(&state_, body_, request_id).await {
+            Ok(reply) => reply.into_response(),
+            Err(err) => err.into_response(),
+        }
+    };
+    submission
+        .answer(&state, &body, moneyprinter::DIALECT, work)
+        .await
 }

@@ -17,16 +17,21 @@ pub mod error;
 pub mod extract;
 pub mod fields;
 pub mod generate;
+pub mod guard;
 pub mod moneyprinter;
 mod openapi;
 pub mod openreels;
+pub mod request_id;
 pub mod sse;
 pub mod streams;
 pub mod video;
 pub mod webhooks;
 
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -45,6 +50,7 @@ pub use streams::is_event_stream;
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let cors = cors(&state.config.cors_allowed_origins);
+    let guard = Arc::new(guard::Guard::new(&state.config));
     let deadlines = deadline::Deadlines {
         body: state.config.body_timeout(),
         upload_min_bytes_per_sec: state.config.upload_min_kib_per_sec.saturating_mul(1024),
@@ -66,8 +72,13 @@ pub fn router(state: AppState) -> Router {
         .layer(MapRequestLayer::new(move |req| {
             deadline::limit_body(req, deadlines)
         }))
+        // Keys and rate: refusals are answered by the dialect's layer.
+        .layer(middleware::from_fn_with_state(guard, guard::check))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
+        .layer(request_id::propagate_layer())
+        .layer(request_id::set_layer())
+        .layer(MapRequestLayer::new(request_id::drop_unfit))
         .with_state(state)
 }
 
@@ -77,7 +88,12 @@ fn cors(origins: &str) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers(Any)
-        .expose_headers([header::CONTENT_RANGE, header::CONTENT_LENGTH]);
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::RETRY_AFTER,
+            request_id::HEADER,
+        ]);
     let origins = origins.trim();
     if origins.is_empty() || origins == "*" {
         return layer.allow_origin(Any);

@@ -25,6 +25,9 @@ pub enum EngineError {
         /// MiB needed (`MIN_FREE_DISK_MB`).
         min_mb: u64,
     },
+    /// The queue holds `MAX_QUEUED_JOBS` jobs already.
+    #[error("the queue is full: {0} jobs are waiting")]
+    QueueFull(u64),
     /// The request breaks a rule.
     #[error("invalid request: {0:?}")]
     Invalid(Invalid),

@@ -9,6 +9,7 @@ mod control;
 mod disk;
 mod error;
 mod feed;
+mod idempotency;
 mod library;
 mod work;
 
@@ -21,6 +22,7 @@ pub use control::{Claimed, Registration};
 pub use disk::{free_bytes, keep_retention, sweep};
 pub use error::{EngineError, Result};
 pub use feed::Feed;
+pub use idempotency::{KeptAnswer, KeyClaim, KeyState};
 pub use library::{SongFile, SongUpload, UploadError};
 
 pub use crate::hub::JobCreated;
@@ -63,6 +65,8 @@ struct Inner {
     store: Store,
     hub: Arc<Hub>,
     control: Arc<Control>,
+    /// Idempotency-Keys whose first request is running.
+    keys: Arc<idempotency::InFlight>,
     /// The stage map every new job starts with.
     stages: Stages,
     config: Arc<Config>,
@@ -90,6 +94,7 @@ impl Engine {
                 store,
                 hub,
                 control: Arc::new(Control::default()),
+                keys: Arc::default(),
                 stages,
                 tools: Arc::new(Tools::new(&config)),
                 http: reqwest::Client::new(),
@@ -100,7 +105,9 @@ impl Engine {
 
     /// Validates `request`, queues it as a new job and wakes the worker.
     /// Refused while the data folder's disk has less room than
-    /// `MIN_FREE_DISK_MB`: a job needs room for its files.
+    /// `MIN_FREE_DISK_MB` (a job needs room for its files), and while
+    /// `MAX_QUEUED_JOBS` jobs wait (concurrent submits are counted one by
+    /// one, so a burst may pass the limit by at most its own size).
     pub async fn submit(&self, request: JobRequest) -> Result<Job> {
         let request = request.validate()?;
         if let Some(hook) = &request.webhook {
@@ -119,6 +126,10 @@ impl Engine {
                 })?;
         }
         self.check_free_space().await?;
+        let max = self.inner.config.max_queued_jobs;
+        if self.inner.store.queued_jobs().await? >= max {
+            return Err(EngineError::QueueFull(max));
+        }
         let job = self
             .inner
             .store

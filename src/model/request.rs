@@ -87,6 +87,10 @@ pub struct JobRequest {
     /// The job's own webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<JobWebhook>,
+    /// The `x-request-id` of the HTTP request that created the job, to
+    /// find its log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// A request field, by its meaning rather than by any dialect's name.

@@ -5,6 +5,7 @@
 //! first.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use bytes::{Buf, Bytes};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -91,9 +92,10 @@ impl Drop for Busy {
 
 /// Serves one connection with hyper until it ends, is idle for
 /// `idle_timeout`, or `stopping` fires. `prefix` is what was already read
-/// from it.
+/// from it; `peer` is put on each request (the rate limit counts by it).
 pub(super) async fn serve(
     socket: TcpStream,
+    peer: SocketAddr,
     prefix: Bytes,
     router: Router,
     idle_timeout: Duration,
@@ -106,7 +108,9 @@ pub(super) async fn serve(
         let busy = counted.begin();
         let router = router.clone();
         async move {
-            let response = router.oneshot(req.map(Body::new)).await;
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let response = router.oneshot(req).await;
             // In flight until its body is sent, however long it streams.
             response.map(|r| r.map(|body| Body::new(Tracked { body, _busy: busy })))
         }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -87,7 +88,7 @@ pub async fn run(
                 }
             }
         };
-        let (socket, _) = tokio::select! {
+        let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -112,9 +113,10 @@ pub async fn run(
             };
             match kind {
                 Head::Closed => {}
-                Head::Stream(request) => {
+                Head::Stream(mut request) => {
                     // Not kept for the life of the stream.
                     drop(head);
+                    request.extensions_mut().insert(ConnectInfo(peer));
                     lean::serve(socket, *request, router, stopping).await;
                 }
                 Head::Other => {
@@ -122,6 +124,7 @@ pub async fn run(
                     // of hyper's connection state.
                     Box::pin(conn::serve(
                         socket,
+                        peer,
                         head.freeze(),
                         router,
                         settings.idle_timeout,

@@ -9,6 +9,7 @@
 mod cache;
 mod hook_writes;
 mod hooks;
+mod idempotency;
 mod inserts;
 mod jobs;
 mod rows;
@@ -31,6 +32,7 @@ pub use hook_writes::{CursorMove, DefaultSecret, NewDelivery};
 pub use hooks::{
     Attempt, AttemptOutcome, AttemptRecord, Delivery, Endpoint, NewEndpoint, job_endpoint_id,
 };
+pub use idempotency::KeptAnswer;
 pub use jobs::{CancelOutcome, Deleted, JobPatch, NewJob, Stamp};
 use rows::{job_by_id, job_from_row, select_jobs};
 use writer::{Op, Sinks};
@@ -194,6 +196,18 @@ impl Store {
         self.write(|reply| Op::Delete(job, reply)).await
     }
 
+    /// Keeps a submit's answer under its Idempotency-Key for 24 hours.
+    pub async fn keep_answer(&self, answer: KeptAnswer) -> Result<()> {
+        self.run(move |conn| Box::pin(async move { idempotency::keep(conn, &answer).await }))
+            .await
+    }
+
+    /// The answer kept under an Idempotency-Key, unless it has expired.
+    pub async fn kept_answer(&self, scope: &str, key: &str) -> Result<Option<KeptAnswer>> {
+        let mut conn = self.read.acquire().await?;
+        idempotency::find(&mut conn, scope, key).await
+    }
+
     /// Finished jobs that ended before `cutoff` (RFC 3339), oldest first.
     pub async fn finished_before(&self, cutoff: &str) -> Result<Vec<Uuid>> {
         let mut conn = self.read.acquire().await?;
@@ -210,6 +224,15 @@ impl Store {
                 Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt("id".into()))
             })
             .collect()
+    }
+
+    /// How many jobs are queued (an index range, not a scan).
+    pub async fn queued_jobs(&self) -> Result<u64> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.get::<i64, _>(0).max(0) as u64)
     }
 
     /// One job.

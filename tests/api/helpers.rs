@@ -320,6 +320,11 @@ impl Binary {
         }
     }
 
+    /// True when any log line so far contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reap");

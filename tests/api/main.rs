@@ -3,6 +3,7 @@
 mod helpers;
 mod stages;
 
+mod backpressure;
 mod cancel;
 mod concurrency;
 mod connections;
@@ -13,12 +14,15 @@ mod fakes;
 mod faults;
 mod first_run;
 mod frontends;
+mod idempotency;
+mod keys;
 mod lifecycle;
 mod limits;
 mod media;
 mod openapi;
 mod polling;
 mod projections;
+mod request_ids;
 mod sse;
 mod streams;
 mod v1;

@@ -170,6 +170,7 @@ fn steady(mut value: Value) -> Value {
         Value::Object(map) => {
             for key in [
                 "job_id",
+                "request_id",
                 "jobId",
                 "id",
                 "timestamp",

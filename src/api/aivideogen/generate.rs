@@ -221,11 +221,18 @@ async fn reply(state: &AppState, job: &Job) -> ApiResult<AvgReply> {
     })
 }
 
-/// Queues the job and answers when it has ended.
-pub async fn generate_and_wait(state: &AppState, body: Value) -> ApiResult<Json<AvgReply>> {
+/// Queues the job (which keeps the request's id) and answers when it has
+/// ended.
+pub async fn generate_and_wait(
+    state: &AppState,
+    body: Value,
+    request_id: Option<String>,
+) -> ApiResult<Json<AvgReply>> {
     let body: AvgBody = serde_json::from_value(body)
         .map_err(|err| ApiError::Validation(format!("Invalid request body: {err}")))?;
-    let job = state.engine.submit(body.into_request()?).await?;
+    let mut request = body.into_request()?;
+    request.request_id = request_id;
+    let job = state.engine.submit(request).await?;
     // Follow the log to its terminal event; the feed subscribes first, so
     // an end that comes quickly is not missed.
     let mut feed = state.engine.follow(job.id, 0);

@@ -8,13 +8,14 @@ pub mod views;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use serde_json::Value;
 
 use super::dialect::{Dialect, Style, V1ErrorBody, snake_case_name, with_dialect};
 use super::error::{ApiError, ApiResult};
-use super::extract::{JobId, JsonBody, QueryParams};
+use super::extract::{JobId, JsonBody, QueryParams, Submission};
 use super::fields::{host_and_port, whole_number};
 use super::video;
 use crate::AppState;
@@ -77,14 +78,32 @@ async fn no_route() -> ApiError {
             ("status" = (operation_id = "avg_status", parameters(("generation_id" = "$response.body#/data/generation_id")))),
         )),
         (status = 400, description = "Malformed JSON", body = V1ErrorBody),
-        (status = 422, description = "A value breaks its rule, or neither topic nor script is given", body = V1ErrorBody),
+        (status = 422, description = "A value breaks its rule, or neither topic nor script is given, or the Idempotency-Key was used before with another body", body = V1ErrorBody),
     ))]
-/// Queues a job.
+/// Queues a job, once per Idempotency-Key.
 pub async fn create(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<CreateJob>,
+    submission: Submission,
+    JsonBody(body): JsonBody<Value>,
+) -> Response {
+    let work = {
+        let (state, body) = (state.clone(), body.clone());
+        let request_id = submission.request_id();
+        async move { queue(&state, body, request_id).await.into_response() }
+    };
+    submission.answer(&state, &body, DIALECT, work).await
+}
+
+async fn queue(
+    state: &AppState,
+    body: Value,
+    request_id: Option<String>,
 ) -> ApiResult<(StatusCode, Json<Envelope<V1Job>>)> {
-    let job = state.engine.submit(body.into_request()?).await?;
+    let body: CreateJob = serde_json::from_value(body)
+        .map_err(|err| ApiError::Validation(format!("Invalid request body: {err}")))?;
+    let mut request = body.into_request()?;
+    request.request_id = request_id;
+    let job = state.engine.submit(request).await?;
     Ok((
         StatusCode::CREATED,
         ok(Some("Job created"), V1Job::from(&job)),

@@ -107,6 +107,7 @@ impl CreateJob {
             height: self.height,
             dialect: Some("clipzy".into()),
             webhook,
+            ..JobRequest::default()
         })
     }
 }

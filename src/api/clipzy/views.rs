@@ -50,6 +50,8 @@ pub struct V1Job {
     pub started_at: Option<String>,
     /// RFC 3339; when it ended.
     pub completed_at: Option<String>,
+    /// The `x-request-id` of the request that created the job.
+    pub request_id: Option<String>,
 }
 
 /// Seed 004's status words.
@@ -91,6 +93,7 @@ impl From<&Job> for V1Job {
             updated_at: rfc3339(job.updated_at),
             started_at: job.started_at.map(rfc3339),
             completed_at: job.completed_at.map(rfc3339),
+            request_id: job.request.request_id.clone(),
         }
     }
 }

@@ -97,11 +97,18 @@ pub struct GenerateReply {
     pub generation_id: String,
 }
 
-/// Queues the job a MoneyPrinter body asks for.
-pub async fn generate(state: &AppState, body: Value) -> ApiResult<Json<GenerateReply>> {
+/// Queues the job a MoneyPrinter body asks for; the job keeps the
+/// request's id.
+pub async fn generate(
+    state: &AppState,
+    body: Value,
+    request_id: Option<String>,
+) -> ApiResult<Json<GenerateReply>> {
     let body: GenerateBody = serde_json::from_value(body)
         .map_err(|err| ApiError::Validation(format!("Invalid request body: {err}")))?;
-    let job = state.engine.submit(body.into_request()?).await?;
+    let mut request = body.into_request()?;
+    request.request_id = request_id;
+    let job = state.engine.submit(request).await?;
     Ok(Json(GenerateReply {
         status: "success",
         message: "Video generation queued.",

@@ -4,6 +4,7 @@
 //! [`responses`] adds the answers the server's layers give; [`requests`]
 //! adds what the validators accept, which the types alone cannot say.
 
+mod guarded;
 mod patterns;
 mod requests;
 mod responses;
@@ -76,6 +77,7 @@ pub fn document(config: &Config) -> Value {
         }
     };
     let missing = requests::refine(&mut doc, config);
+    guarded::add(&mut doc);
     if !missing.is_empty() {
         tracing::warn!(?missing, "OpenAPI rules name fields the document lacks");
     }

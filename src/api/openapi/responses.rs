@@ -44,7 +44,12 @@ impl Modify for LayerAnswers {
 
 /// The error envelope of an operation's dialect, by its tag.
 fn envelope(operation: &Operation) -> Option<&'static str> {
-    match operation.tags.as_ref()?.first()?.as_str() {
+    envelope_of_tag(operation.tags.as_ref()?.first()?)
+}
+
+/// The error envelope's schema of the operations with this first tag.
+pub fn envelope_of_tag(tag: &str) -> Option<&'static str> {
+    match tag {
         "moneyprinter" => Some("MpErrorBody"),
         "v1" | "openreels" | "webhooks" => Some("V1ErrorBody"),
         "aivideogen" => Some("DetailBody"),
