@@ -71,6 +71,18 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 25_000)]
     pub max_connections: usize,
 
+    /// Serve `GET /metrics` in the Prometheus text format and record the
+    /// figures it shows. When false the route answers 404 and nothing is
+    /// recorded. Takes true or false (also 1/0, yes/no, on/off).
+    #[arg(
+        long,
+        env = "METRICS_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub metrics_enabled: bool,
+
     /// New jobs are refused (507) while the data folder's filesystem has
     /// less free space than this, in MiB.
     #[arg(long, env = "MIN_FREE_DISK_MB", default_value_t = 500)]

@@ -6,8 +6,8 @@
 //! projects jobs and events out into its seed's shapes, and its router
 //! carries its error envelope. The shared pieces are here: errors,
 //! extractors, field parsing, SSE plumbing, the stream route table, video
-//! serving, the `/api/generate` dispatcher, the OpenAPI document and
-//! `/health`.
+//! serving, the `/api/generate` dispatcher, the OpenAPI document,
+//! `/health`, and `/metrics` with the request metrics middleware.
 
 pub mod aivideogen;
 pub mod clipzy;
@@ -20,12 +20,15 @@ pub mod generate;
 pub mod moneyprinter;
 mod openapi;
 pub mod openreels;
+pub mod prometheus;
+pub mod request_metrics;
 pub mod sse;
 pub mod streams;
 pub mod video;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -48,11 +51,14 @@ pub fn router(state: AppState) -> Router {
         body: state.config.body_timeout(),
         upload_min_bytes_per_sec: state.config.upload_min_kib_per_sec.saturating_mul(1024),
     };
-    let operations = Router::new()
+    let mut operations = Router::new()
         .merge(openapi::router(&state.config))
-        .route("/health", get(health))
-        .fallback(|| async { ApiError::RouteNotFound });
-    Router::new()
+        .route("/health", get(health));
+    if state.config.metrics_enabled {
+        operations = operations.route("/metrics", get(prometheus::scrape));
+    }
+    let operations = operations.fallback(|| async { ApiError::RouteNotFound });
+    let router = Router::new()
         .merge(generate::router())
         .merge(moneyprinter::router(&state.config))
         .merge(openreels::router())
@@ -65,8 +71,14 @@ pub fn router(state: AppState) -> Router {
             deadline::limit_body(req, deadlines)
         }))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(TraceLayer::new_for_http());
+    // Outermost, so that it counts every answer, the layers' own included.
+    let router = if state.config.metrics_enabled {
+        router.layer(middleware::from_fn(request_metrics::track))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// Open to every origin by default, as both seed front ends are served from

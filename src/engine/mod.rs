@@ -29,7 +29,7 @@ pub use crate::store::{CancelOutcome, JobPage, JobPatch, Stamp};
 
 use crate::Config;
 use crate::hub::Hub;
-use crate::model::{Event, Job, JobRequest, Level, Stages, generation_id};
+use crate::model::{Event, Job, JobRequest, JobState, Level, Stages, generation_id};
 use crate::store::{Filter, NewJob, Store};
 use crate::tools::Tools;
 use control::Control;
@@ -294,6 +294,22 @@ impl Engine {
     /// Each media tool's path and version, or how to install it.
     pub async fn tool_report(&self) -> serde_json::Value {
         self.inner.tools.report().await
+    }
+
+    /// How many jobs are in each state, every state listed, for the
+    /// metrics read at scrape time.
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, u64)>> {
+        let found = self.inner.store.count_by_state().await?;
+        Ok(JobState::ALL
+            .iter()
+            .map(|state| {
+                let count = found
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                (*state, count)
+            })
+            .collect())
     }
 
     /// Figures for the health report.

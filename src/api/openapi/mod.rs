@@ -44,6 +44,7 @@ use responses::LayerAnswers;
         clipzy::cancel,
         clipzy::delete,
         super::health,
+        super::prometheus::scrape,
     ),
     tags(
         (name = "moneyprinter", description = "MoneyPrinter's job API (seeds 000 and 003)"),
