@@ -12,7 +12,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use ::metrics::{
-    Gauge, Unit, describe_counter, describe_gauge, describe_histogram, gauge, set_global_recorder,
+    Gauge, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    set_global_recorder,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -152,6 +153,9 @@ fn describe() {
         STREAM_CATCH_UPS,
         "Times a stream fell behind the live broadcast and caught up from the store."
     );
+    // Shown from the start, at 0, so that a rate over it never lacks a
+    // first sample.
+    counter!(STREAM_CATCH_UPS).increment(0);
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by outcome.");
     describe_histogram!(
         WEBHOOK_DELIVERY_DURATION,

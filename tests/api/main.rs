@@ -16,6 +16,7 @@ mod frontends;
 mod lifecycle;
 mod limits;
 mod media;
+mod metrics;
 mod openapi;
 mod polling;
 mod projections;
