@@ -43,6 +43,8 @@ trap stop_fixture EXIT
 # Starts the fixture server on CPU 0; its JSON line lands in $OUT/fixture.json.
 # METRICS_ENABLED in the environment passes through to it.
 start_fixture() {
+    # Gone first, so that the wait below cannot read the last run's line.
+    rm -f "$OUT/fixture.json"
     taskset -c "$SERVER_CPU" "$BENCH" fixture 127.0.0.1:3901 >"$OUT/fixture.json" 2>"$OUT/fixture.log" &
     FIXTURE_PID=$!
     for _ in $(seq 1 100); do
@@ -94,8 +96,14 @@ run_metrics() {
             url="http://127.0.0.1:3901/api/jobs/$(field poll_job)/events?after=$(($(field last_id) - 10))"
             # Warm the cache and the connections first.
             taskset -c "$LOAD_CPU" wrk -t1 -c32 -d2s "$url" >/dev/null
-            local rps
-            rps=$(taskset -c "$LOAD_CPU" wrk -t1 -c32 -d"${secs}s" "$url" | awk '/Requests\/sec/ {print $2}')
+            local out rps
+            out=$(taskset -c "$LOAD_CPU" wrk -t1 -c32 -d"${secs}s" "$url")
+            if grep -q "Non-2xx" <<<"$out"; then
+                echo "run.sh: some answers were not 200:" >&2
+                echo "$out" >&2
+                exit 1
+            fi
+            rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
             stop_fixture
             echo "round $round  metrics=$enabled  $rps req/s"
             echo "$enabled $rps" >>"$results"
