@@ -118,6 +118,10 @@ m_on, m_off = statistics.median(on), statistics.median(off)
 print(f"metrics on:  median {m_on:.0f} req/s  (runs {', '.join(f'{x:.0f}' for x in on)})")
 print(f"metrics off: median {m_off:.0f} req/s  (runs {', '.join(f'{x:.0f}' for x in off)})")
 print(f"on/off: {m_on / m_off:.3f}  (cost {100 * (1 - m_on / m_off):.1f} %)")
+# Each round's pair ran back to back, so its ratio sees the least drift.
+pairs = [float(runs[i + (runs[i][0] == "false")][1]) / float(runs[i + (runs[i][0] == "true")][1])
+         for i in range(0, len(runs) - 1, 2)]
+print(f"per-round on/off: {', '.join(f'{p:.3f}' for p in pairs)}; median {statistics.median(pairs):.3f}")
 PY
 }
 
