@@ -4,6 +4,9 @@
 #
 #   benches/run.sh append     committed events/s, one writer and many
 #   benches/run.sh poll       wrk against GET /api/jobs/:id/events
+#   benches/run.sh metrics    the poll load with METRICS_ENABLED=true and
+#                             =false, alternating for ROUNDS rounds, and
+#                             the cost of metrics (not part of all)
 #   benches/run.sh sse        idle RSS per stream and fan-out latency, for
 #                             Reelay and for a minimal axum SSE server in
 #                             the same run (benches/server/sseload.rs)
@@ -15,7 +18,7 @@
 #                             receiver on CPU 1 (benches/server/webhooks.rs)
 #   benches/run.sh all
 #
-# Needs wrk (apt-get install wrk) for poll.
+# Needs wrk (apt-get install wrk) for poll and metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +43,10 @@ stop_fixture() {
 trap stop_fixture EXIT
 
 # Starts the fixture server on CPU 0; its JSON line lands in $OUT/fixture.json.
+# METRICS_ENABLED in the environment passes through to it.
 start_fixture() {
+    # Gone first, so that the wait below cannot read the last run's line.
+    rm -f "$OUT/fixture.json"
     taskset -c "$SERVER_CPU" "$BENCH" fixture 127.0.0.1:3901 >"$OUT/fixture.json" 2>"$OUT/fixture.log" &
     FIXTURE_PID=$!
     for _ in $(seq 1 100); do
@@ -72,6 +78,53 @@ run_poll() {
             "http://127.0.0.1:3901/api/jobs/$job/events?after=$after" | grep -E "Requests/sec|Latency|  50%|  99%"
     done
     stop_fixture
+}
+
+# The poll load of run_poll (the last 10 events of a 1,000-event job) against
+# a fresh fixture with metrics on and off, alternating which goes first, so
+# that drift of the machine hits both alike. Prints each run, the medians
+# and their ratio.
+run_metrics() {
+    command -v wrk >/dev/null || { echo "run.sh: install wrk (apt-get install wrk)" >&2; exit 2; }
+    local rounds=${ROUNDS:-4} secs=${SECS:-10} results="$OUT/metrics-runs.txt"
+    : >"$results"
+    echo "== metrics: GET /api/jobs/:id/events?after=last-10, wrk -t1 -c32 -d${secs}s, $rounds rounds"
+    for round in $(seq 1 "$rounds"); do
+        local order="true false"
+        [ $((round % 2)) -eq 0 ] && order="false true"
+        for enabled in $order; do
+            METRICS_ENABLED=$enabled start_fixture
+            local url
+            url="http://127.0.0.1:3901/api/jobs/$(field poll_job)/events?after=$(($(field last_id) - 10))"
+            # Warm the cache and the connections first.
+            taskset -c "$LOAD_CPU" wrk -t1 -c32 -d2s "$url" >/dev/null
+            local out rps
+            out=$(taskset -c "$LOAD_CPU" wrk -t1 -c32 -d"${secs}s" "$url")
+            if grep -q "Non-2xx" <<<"$out"; then
+                echo "run.sh: some answers were not 200:" >&2
+                echo "$out" >&2
+                exit 1
+            fi
+            rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+            stop_fixture
+            echo "round $round  metrics=$enabled  $rps req/s"
+            echo "$enabled $rps" >>"$results"
+        done
+    done
+    python3 - "$results" <<'PY'
+import statistics, sys
+runs = [line.split() for line in open(sys.argv[1])]
+on = [float(r) for e, r in runs if e == "true"]
+off = [float(r) for e, r in runs if e == "false"]
+m_on, m_off = statistics.median(on), statistics.median(off)
+print(f"metrics on:  median {m_on:.0f} req/s  (runs {', '.join(f'{x:.0f}' for x in on)})")
+print(f"metrics off: median {m_off:.0f} req/s  (runs {', '.join(f'{x:.0f}' for x in off)})")
+print(f"on/off: {m_on / m_off:.3f}  (cost {100 * (1 - m_on / m_off):.1f} %)")
+# Each round's pair ran back to back, so its ratio sees the least drift.
+pairs = [float(runs[i + (runs[i][0] == "false")][1]) / float(runs[i + (runs[i][0] == "true")][1])
+         for i in range(0, len(runs) - 1, 2)]
+print(f"per-round on/off: {', '.join(f'{p:.3f}' for p in pairs)}; median {statistics.median(pairs):.3f}")
+PY
 }
 
 # Starts the reference SSE server (axum + broadcast) on CPU 0.
@@ -134,10 +187,11 @@ run_webhooks() {
 case "${1:-all}" in
 append) run_append ;;
 poll) run_poll ;;
+metrics) run_metrics ;;
 sse) run_sse ;;
 render) run_render ;;
 webhooks) run_webhooks ;;
 chaos) "$BENCH" chaos --kills "${KILLS:-50}" --seed "${SEED:-7}" ;;
 all) run_append; run_poll; run_sse; run_render; run_webhooks ;;
-*) sed -n '2,18p' "$0"; exit 2 ;;
+*) sed -n '2,21p' "$0"; exit 2 ;;
 esac

@@ -130,6 +130,7 @@ impl Hub {
     /// from the store.
     pub fn count_catch_up(&self) {
         self.catch_ups.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::STREAM_CATCH_UPS).increment(1);
     }
 
     /// How often subscribers have caught up from the store since start-up.

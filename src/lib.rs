@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod hub;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod serve;
@@ -66,6 +67,9 @@ impl Reelay {
             std::fs::create_dir_all(folder).map_err(|err| {
                 anyhow::anyhow!("could not create the folder {}: {err}", folder.display())
             })?;
+        }
+        if config.metrics_enabled && !crate::metrics::install() {
+            tracing::warn!("another metrics recorder was installed first; /metrics shows nothing");
         }
         let engine = Engine::open(config.clone(), pipeline.initial_stages()).await?;
         let recovery = worker::lifecycle::recover_interrupted(&engine).await?;

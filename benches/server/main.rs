@@ -15,7 +15,8 @@
 //! many concurrent ones. `fixture` serves a job with 1,000 events (for
 //! polling), and a running job whose events are appended by
 //! `POST /bench/publish` (for SSE fan-out latency); it prints one JSON line
-//! with their ids and serves until SIGINT or SIGTERM. `render` makes a
+//! with their ids and serves until SIGINT or SIGTERM; `METRICS_ENABLED=false`
+//! in its environment turns metrics off. `render` makes a
 //! 1080×1920 video of three still scenes with music from a script of about
 //! SECONDS (default 30) seconds and reports where the time went.
 
@@ -190,8 +191,13 @@ async fn publish(
 
 async fn fixture(addr: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config_in(dir.path());
+    // `benches/run.sh metrics` compares the same load with metrics on and off.
+    if let Ok(value) = std::env::var("METRICS_ENABLED") {
+        config.metrics_enabled = value != "false";
+    }
     let reelay = Reelay::start(
-        config_in(dir.path()),
+        config,
         Pipeline::new(vec![Arc::new(Burst(996)), Arc::new(Idle)]),
     )
     .await

@@ -6,8 +6,8 @@
 //! projects jobs and events out into its seed's shapes, and its router
 //! carries its error envelope. The shared pieces are here: errors,
 //! extractors, field parsing, SSE plumbing, the stream route table, video
-//! serving, the `/api/generate` dispatcher, the OpenAPI document and
-//! `/health`.
+//! serving, the `/api/generate` dispatcher, the OpenAPI document,
+//! `/health`, and `/metrics` with the request metrics middleware.
 
 pub mod aivideogen;
 pub mod clipzy;
@@ -21,7 +21,9 @@ pub mod guard;
 pub mod moneyprinter;
 mod openapi;
 pub mod openreels;
+pub mod prometheus;
 pub mod request_id;
+pub mod request_metrics;
 pub mod sse;
 pub mod streams;
 pub mod video;
@@ -55,11 +57,14 @@ pub fn router(state: AppState) -> Router {
         body: state.config.body_timeout(),
         upload_min_bytes_per_sec: state.config.upload_min_kib_per_sec.saturating_mul(1024),
     };
-    let operations = Router::new()
+    let mut operations = Router::new()
         .merge(openapi::router(&state.config))
-        .route("/health", get(health))
-        .fallback(|| async { ApiError::RouteNotFound });
-    Router::new()
+        .route("/health", get(health));
+    if state.config.metrics_enabled {
+        operations = operations.route("/metrics", get(prometheus::scrape));
+    }
+    let operations = operations.fallback(|| async { ApiError::RouteNotFound });
+    let router = Router::new()
         .merge(generate::router())
         .merge(moneyprinter::router(&state.config))
         .merge(openreels::router())
@@ -78,8 +83,14 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
         .layer(request_id::propagate_layer())
         .layer(request_id::set_layer())
-        .layer(MapRequestLayer::new(request_id::drop_unfit))
-        .with_state(state)
+        .layer(MapRequestLayer::new(request_id::drop_unfit));
+    // Outermost, so that it counts every answer, the layers' own included.
+    let router = if state.config.metrics_enabled {
+        router.layer(middleware::from_fn(request_metrics::track))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// Open to every origin by default, as both seed front ends are served from

@@ -170,5 +170,6 @@ pub async fn events(
     Ok(sse::response(
         Box::pin(frames),
         Some(state.config.sse_keepalive()),
+        "openreels",
     ))
 }

@@ -17,6 +17,7 @@ use tokio::time::{Instant, Sleep};
 use super::error::{ApiError, ApiResult};
 use super::fields::whole_number;
 use crate::engine::Engine;
+use crate::metrics::OpenStream;
 
 /// How long a browser waits before reconnecting, sent as `retry:`.
 pub const RETRY_MS: u64 = 2000;
@@ -93,8 +94,29 @@ impl Stream for KeepAlive {
     }
 }
 
+/// Frames that count as an open stream of their dialect in `/metrics`
+/// until the body is dropped: when the stream ends, when its client goes,
+/// on the lean path and on hyper's alike.
+struct Counted {
+    inner: Frames,
+    _open: OpenStream,
+}
+
+impl Stream for Counted {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
 /// A `text/event-stream` response with the headers every stream sends.
-pub fn response(frames: Frames, keep_alive: Option<Duration>) -> Response {
+/// `dialect` names the stream's dialect in the open streams metric.
+pub fn response(frames: Frames, keep_alive: Option<Duration>, dialect: &'static str) -> Response {
+    let frames = Box::pin(Counted {
+        inner: frames,
+        _open: OpenStream::new(dialect),
+    });
     let body = match keep_alive {
         Some(every) => Body::from_stream(KeepAlive::new(frames, every)),
         None => Body::from_stream(futures_util::StreamExt::map(frames, Ok::<_, Infallible>)),

@@ -32,7 +32,7 @@ pub use crate::store::{CancelOutcome, JobPage, JobPatch, Stamp};
 use crate::Config;
 use crate::hub::Hub;
 use crate::model::{
-    Event, Field, Invalid, Job, JobRequest, Level, Problem, Stages, generation_id, limits,
+    Event, Field, Invalid, Job, JobRequest, JobState, Level, Problem, Stages, generation_id, limits,
 };
 use crate::store::{Filter, NewJob, Store};
 use crate::tools::Tools;
@@ -334,6 +334,22 @@ impl Engine {
     /// Webhook subscriptions and deliveries.
     pub fn webhooks(&self) -> &Webhooks {
         &self.inner.webhooks
+    }
+
+    /// How many jobs are in each state, every state listed, for the
+    /// metrics read at scrape time.
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, u64)>> {
+        let found = self.inner.store.count_by_state().await?;
+        Ok(JobState::ALL
+            .iter()
+            .map(|state| {
+                let count = found
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                (*state, count)
+            })
+            .collect())
     }
 
     /// Figures for the health report.

@@ -26,6 +26,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
     /// The word stored in the database and shown by the seed 003 routes.
     pub fn as_str(self) -> &'static str {
         match self {

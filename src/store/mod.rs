@@ -7,6 +7,7 @@
 //! a job is retried.
 
 mod cache;
+mod figures;
 mod hook_writes;
 mod hooks;
 mod idempotency;
@@ -308,6 +309,23 @@ impl Store {
                 ))
             }
         }
+    }
+
+    /// How many jobs are in each state; states without jobs are left out.
+    /// One pass over the state index.
+    pub async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.get(0);
+                let count: i64 = row.get(1);
+                let state = JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(state))?;
+                Ok((state, count.max(0) as u64))
+            })
+            .collect()
     }
 
     /// The id of the newest event of any job (0 for an empty log).

@@ -9,6 +9,7 @@
 //! that a crash could take back.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::cache::LogCache;
+use super::figures::CommitFigures;
 use super::inserts::Pending;
 use super::jobs::{self, CancelOutcome, Deleted, JobPatch, NewJob, Now};
 use super::states::States;
@@ -138,6 +140,7 @@ pub(super) async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut states = States::default();
     let mut conn = Some(conn);
+    let figures = CommitFigures::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut open = match conn.take() {
             Some(open) => open,
@@ -155,7 +158,7 @@ pub(super) async fn run(
                 }
             },
         };
-        if commit_batch(&mut open, &mut batch, &mut states, &sinks).await {
+        if commit_batch(&mut open, &mut batch, &mut states, &sinks, &figures).await {
             conn = Some(open);
         } else {
             // Dropped, not closed: closing would try to finish the failed
@@ -336,7 +339,9 @@ async fn commit_batch(
     batch: &mut Vec<Op>,
     states: &mut States,
     sinks: &Sinks,
+    figures: &CommitFigures,
 ) -> bool {
+    let (requests, clock) = (batch.len(), Instant::now());
     let mut staged = Vec::with_capacity(batch.len());
     if let Err(err) = apply_batch(conn, batch, states, &mut staged).await {
         tracing::error!(error = %err, "event log commit failed");
@@ -354,6 +359,7 @@ async fn commit_batch(
     }
 
     // Committed: cache, then publish in id order, then answer.
+    let took = clock.elapsed();
     let mut all = Vec::new();
     let mut answers = Vec::with_capacity(staged.len());
     for Staged {
@@ -375,6 +381,7 @@ async fn commit_batch(
         all.extend(events.iter().cloned());
         answers.push((answer, events, created));
     }
+    figures.record(requests, all.len(), took);
     sinks.hub.publish(&all);
     for (answer, events, created) in answers {
         if let Some(created) = created {

@@ -159,8 +159,8 @@ async fn attempt(hooks: &Webhooks, endpoint: Endpoint, delivery: Delivery) {
         AttemptOutcome::Retry(_) => "retry",
         AttemptOutcome::Failed => "failed",
     };
-    metrics::counter!("reelay_webhook_deliveries_total", "outcome" => label).increment(1);
-    metrics::histogram!("reelay_webhook_delivery_duration_seconds").record(latency.as_secs_f64());
+    metrics::counter!(crate::metrics::WEBHOOK_DELIVERIES, "outcome" => label).increment(1);
+    metrics::histogram!(crate::metrics::WEBHOOK_DELIVERY_DURATION).record(latency.as_secs_f64());
     if let Some(error) = &error {
         tracing::info!(webhook = %endpoint.id, delivery = %delivery.id, attempt = delivery.attempts + 1, outcome = label, error, "webhook delivery failed");
     }

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::engine::{Claimed, Engine, EngineError};
+use crate::metrics;
 use crate::model::Job;
 use crate::pipeline::{Pipeline, StageContext, StageError, StageOutcome};
 use lifecycle::{NO_PIPELINE, RunEnd};
@@ -200,10 +201,12 @@ async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
         ctx.enter(&name, slot.range);
         let clock = Instant::now();
         let result = run_stage(slot.stage.run(&mut ctx), token).await;
-        let secs = round_secs(clock.elapsed());
+        let took = clock.elapsed();
+        let secs = round_secs(took);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(StageError::Failed(message)) if !token.is_cancelled() => {
+                record_stage(&name, metrics::OUTCOME_ERROR, took);
                 return RunEnd::Failed {
                     stage: Some((name, secs)),
                     message,
@@ -211,11 +214,17 @@ async fn drive(inner: &Inner, job: Job, token: &CancellationToken) -> RunEnd {
             }
             // Cancelled, or failed because its work was cut off: stopped.
             Err(_) => {
+                record_stage(&name, metrics::OUTCOME_CANCELLED, took);
                 return RunEnd::Stopped {
                     stage: Some((name, secs)),
                 };
             }
         };
+        let label = match outcome {
+            StageOutcome::Done { .. } => metrics::OUTCOME_COMPLETED,
+            StageOutcome::Skipped { .. } => metrics::OUTCOME_SKIPPED,
+        };
+        record_stage(&name, label, took);
         let (event, patch) = lifecycle::stage_finished(&name, outcome, secs, slot.range);
         if let Err(err) = engine
             .append_until_written(id, vec![event], patch, token)
@@ -253,6 +262,12 @@ where
             }
         }
     }
+}
+
+/// One run of a stage in [`metrics::STAGE_DURATION`].
+fn record_stage(stage: &str, outcome: &'static str, took: Duration) {
+    ::metrics::histogram!(metrics::STAGE_DURATION, "stage" => stage.to_string(), "outcome" => outcome)
+        .record(took.as_secs_f64());
 }
 
 fn round_secs(d: Duration) -> f64 {

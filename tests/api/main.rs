@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod media;
+mod metrics;
 mod openapi;
 mod polling;
 mod projections;

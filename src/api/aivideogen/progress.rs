@@ -193,7 +193,7 @@ pub async fn progress(
         let bytes = progress.next().await?;
         Some((bytes, progress))
     });
-    let mut response = sse::response(Box::pin(messages), None);
+    let mut response = sse::response(Box::pin(messages), None, "aivideogen");
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("none"));
     Ok(response)

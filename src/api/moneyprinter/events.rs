@@ -168,5 +168,6 @@ async fn log_stream(
     Ok(sse::response(
         Box::pin(frames),
         Some(state.config.sse_keepalive()),
+        "moneyprinter",
     ))
 }

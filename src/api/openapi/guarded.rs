@@ -104,7 +104,10 @@ fn guard(path: &str, operation: &mut Map<String, Value>) {
             });
         }
     }
-    let Some(mut schema) = envelope(operation) else {
+    // `/metrics` answers errors in the MoneyPrinter envelope, as every
+    // route outside the dialects does.
+    let fallback = (path == "/metrics").then_some("MpErrorBody");
+    let Some(mut schema) = envelope(operation).or(fallback) else {
         if path == "/health" {
             operation.insert("security".into(), json!([]));
         }

@@ -53,6 +53,7 @@ use responses::LayerAnswers;
         super::webhooks::history::deliveries,
         super::webhooks::history::resend,
         super::health,
+        super::prometheus::scrape,
     ),
     tags(
         (name = "moneyprinter", description = "MoneyPrinter's job API (seeds 000 and 003)"),

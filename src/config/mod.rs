@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
+mod durations;
+pub use durations::Durations;
+
 /// Server configuration. Build it with [`Config::from_env`] in the binary and
 /// with [`Config::default`] plus field updates in tests.
 #[derive(Debug, Clone, Parser)]
@@ -94,6 +97,18 @@ pub struct Config {
     /// close before it accepts the next.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 25_000)]
     pub max_connections: usize,
+
+    /// Serve `GET /metrics` in the Prometheus text format and record the
+    /// figures it shows. When false the route answers 404 and nothing is
+    /// recorded. Takes true or false (also 1/0, yes/no, on/off).
+    #[arg(
+        long,
+        env = "METRICS_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub metrics_enabled: bool,
 
     /// New jobs are refused (507) while the data folder's filesystem has
     /// less free space than this, in MiB.
@@ -310,37 +325,6 @@ impl Config {
     /// How long a seed 002 progress stream stays open.
     pub fn progress_timeout(&self) -> Duration {
         Duration::from_secs(self.progress_timeout_secs)
-    }
-}
-
-/// Durations such as `5s,5m,2h`: a number and a unit each (`ms`, `s`,
-/// `m`, `h`, `d`), separated by commas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Durations(pub Vec<Duration>);
-
-impl std::str::FromStr for Durations {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.split(',')
-            .filter(|part| !part.trim().is_empty())
-            .map(|part| {
-                humantime::parse_duration(part.trim()).map_err(|err| {
-                    format!(
-                        "{:?} is not a duration such as 30s or 2h: {err}",
-                        part.trim()
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Durations)
-    }
-}
-
-impl Durations {
-    /// The first duration, or zero.
-    pub fn first(&self) -> Duration {
-        self.0.first().copied().unwrap_or_default()
     }
 }
 
