@@ -285,7 +285,9 @@ impl JobRequest {
         if let Some(hook) = &self.webhook {
             let url = &hook.url;
             let http = url.starts_with("http://") || url.starts_with("https://");
-            let spaced = url.chars().any(|c| c.is_whitespace() || c.is_control());
+            // As an RFC 3986 URI: printable ASCII only (a host in another
+            // script is sent in its `xn--` form).
+            let spaced = url.chars().any(|c| !c.is_ascii_graphic());
             if !http || spaced || url.chars().count() > limits::URL_CHARS {
                 return Err(Invalid::of(Field::Webhook));
             }

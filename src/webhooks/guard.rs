@@ -80,8 +80,9 @@ pub enum Refused {
 /// addresses its host names now. A host that does not resolve yet is
 /// accepted; every delivery resolves it again through the guard.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<Url, Refused> {
-    // As sent: a URL parser would quietly drop surrounding spaces.
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // As sent, and as an RFC 3986 URI: a URL parser would quietly drop
+    // surrounding spaces and turn other scripts into `xn--` hosts.
+    if url.chars().any(|c| !c.is_ascii_graphic()) {
         return Err(Refused::NotHttp);
     }
     let parsed = Url::parse(url).map_err(|_| Refused::NotHttp)?;
@@ -208,6 +209,14 @@ mod tests {
             Err(Refused::NotHttp)
         );
         assert_eq!(check_url("not a url", false).await, Err(Refused::NotHttp));
+        assert_eq!(
+            check_url("https://\u{cf}/", true).await,
+            Err(Refused::NotHttp)
+        );
+        assert_eq!(
+            check_url(" https://example.com/", true).await,
+            Err(Refused::NotHttp)
+        );
         for url in [
             "http://127.0.0.1:9/hook",
             "http://[::1]/",

@@ -91,6 +91,7 @@ impl DeliveryView {
     responses(
         (status = 200, description = "Newest deliveries first, each with its attempts", body = Envelope<Vec<DeliveryView>>),
         (status = 404, description = "No such subscription", body = V1ErrorBody),
+        (status = 422, description = "`limit` is not a whole number from 1 to 1000", body = V1ErrorBody),
     ))]
 /// A subscription's delivery history.
 pub async fn deliveries(
