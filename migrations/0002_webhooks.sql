@@ -39,7 +39,10 @@ CREATE TABLE webhook_deliveries (
 );
 
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
-CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, job_id, status, event_id);
+-- Each subscription and job's oldest pending message: the next to send.
+CREATE INDEX webhook_deliveries_lanes ON webhook_deliveries (status, endpoint_id, job_id, event_id);
+-- A subscription's history, newest first.
+CREATE INDEX webhook_deliveries_history ON webhook_deliveries (endpoint_id, event_id);
 
 CREATE TABLE webhook_attempts (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

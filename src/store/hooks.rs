@@ -287,13 +287,16 @@ impl Store {
     /// subscription and job, so that a job's messages go out in order.
     pub async fn due_deliveries(&self, now: f64, limit: i64) -> Result<Vec<Delivery>> {
         let mut conn = self.read.acquire().await?;
+        // The head of each lane (subscription and job) from one range of
+        // the lanes index, then those heads that are due.
         let sql = select_deliveries!(
-            "WHERE status = 'pending' AND next_attempt_at <= ? \
-             AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                 WHERE e.endpoint_id = d.endpoint_id AND e.job_id = d.job_id \
-                 AND e.status = 'pending' AND e.event_id < d.event_id) \
-             ORDER BY next_attempt_at, event_id LIMIT ?"
+            "JOIN (SELECT endpoint_id AS e, job_id AS j, MIN(event_id) AS head \
+                   FROM webhook_deliveries WHERE status = 'pending' \
+                   GROUP BY endpoint_id, job_id) ON e = d.endpoint_id AND j = d.job_id \
+                   AND head = d.event_id \
+             WHERE d.next_attempt_at <= ? \
+             AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL) \
+             ORDER BY d.next_attempt_at, d.event_id LIMIT ?"
         );
         let rows = sqlx::query(sql)
             .bind(now)
@@ -301,6 +304,27 @@ impl Store {
             .fetch_all(&mut *conn)
             .await?;
         rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// The oldest pending delivery of one lane (subscription and job), if
+    /// it is due by `now`.
+    pub async fn next_in_lane(
+        &self,
+        endpoint: &str,
+        job: Uuid,
+        now: f64,
+    ) -> Result<Option<Delivery>> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query(select_deliveries!(
+            "WHERE status = 'pending' AND endpoint_id = ? AND job_id = ? \
+             ORDER BY event_id LIMIT 1"
+        ))
+        .bind(endpoint)
+        .bind(job.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let next = row.as_ref().map(delivery_from_row).transpose()?;
+        Ok(next.filter(|d| d.next_attempt_at <= now))
     }
 
     /// When the next pending delivery falls due, if any is pending.

@@ -58,10 +58,8 @@ async fn pass(hooks: &Webhooks) -> crate::store::Result<Duration> {
         lock(&hooks.inner.in_flight).insert(delivery.id.clone());
         let hooks = hooks.clone();
         tokio::spawn(async move {
-            let id = delivery.id.clone();
-            attempt(&hooks, endpoint, delivery).await;
+            lane(&hooks, endpoint, delivery).await;
             drop(permit);
-            lock(&hooks.inner.in_flight).remove(&id);
             hooks.inner.wake.notify_one();
         });
     }
@@ -71,6 +69,30 @@ async fn pass(hooks: &Webhooks) -> crate::store::Result<Duration> {
         Some(_) => Duration::from_millis(50),
         None => MAX_SLEEP,
     })
+}
+
+/// Sends `first` and, while they are delivered and due, the next messages
+/// of its lane (its subscription and job), in order, on the same slot.
+async fn lane(hooks: &Webhooks, endpoint: Endpoint, first: Delivery) {
+    let mut current = first;
+    loop {
+        let delivered = attempt(hooks, &endpoint, &current).await;
+        lock(&hooks.inner.in_flight).remove(&current.id);
+        if !delivered {
+            return;
+        }
+        let next = hooks
+            .inner
+            .store
+            .next_in_lane(&endpoint.id, current.job_id, unix_now())
+            .await;
+        match next {
+            Ok(Some(next)) if lock(&hooks.inner.in_flight).insert(next.id.clone()) => {
+                current = next;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// A free slot for `url`'s host, if it has one.
@@ -111,13 +133,13 @@ async fn secrets(hooks: &Webhooks, endpoint: &Endpoint) -> crate::store::Result<
     Ok(out)
 }
 
-/// One attempt, recorded.
-async fn attempt(hooks: &Webhooks, endpoint: Endpoint, delivery: Delivery) {
-    let secrets = match secrets(hooks, &endpoint).await {
+/// One attempt, recorded; true when it was delivered and recorded so.
+async fn attempt(hooks: &Webhooks, endpoint: &Endpoint, delivery: &Delivery) -> bool {
+    let secrets = match secrets(hooks, endpoint).await {
         Ok(secrets) => secrets,
         Err(err) => {
             tracing::warn!(error = %err, "could not read a webhook secret");
-            return;
+            return false;
         }
     };
     let timestamp = chrono::Utc::now().timestamp();
@@ -177,14 +199,17 @@ async fn attempt(hooks: &Webhooks, endpoint: Endpoint, delivery: Delivery) {
         disable_failing_since: unix_now() - settings.disable_after.as_secs_f64(),
     };
     match hooks.inner.store.record_attempt(record).await {
-        Ok(true) => {
-            tracing::warn!(webhook = %endpoint.id, url = %endpoint.url, "disabled a webhook subscription that kept failing")
+        Ok(disabled) => {
+            if disabled {
+                tracing::warn!(webhook = %endpoint.id, url = %endpoint.url, "disabled a webhook subscription that kept failing");
+            }
+            outcome == AttemptOutcome::Delivered
         }
-        Ok(false) => {}
         // Still pending in the store: the delivery is tried again, under
         // the same id.
         Err(err) => {
-            tracing::warn!(error = %err, delivery = %delivery.id, "could not record a webhook attempt")
+            tracing::warn!(error = %err, delivery = %delivery.id, "could not record a webhook attempt");
+            false
         }
     }
 }
