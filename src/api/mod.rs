@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .layer(MapRequestLayer::new(request_id::drop_unfit));
     // Outermost, so that it counts every answer, the layers' own included.
     let router = if state.config.metrics_enabled {
-        router.layer(middleware::from_fn(request_metrics::track))
+        router.layer(request_metrics::TrackLayer)
     } else {
         router
     };

@@ -14,26 +14,94 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, StatusCode};
 use axum::response::Response;
 use metrics::{Counter, Histogram, counter, histogram};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 use crate::metrics as names;
 
-/// Counts and times one request. Added around the router only when
-/// `METRICS_ENABLED` is on.
-pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route
-        .as_ref()
-        .map_or(names::UNMATCHED_ROUTE, MatchedPath::as_str);
-    record(route, method, response.status(), started);
-    response
+/// Counts and times every request of the routes it wraps. Added around
+/// the router only when `METRICS_ENABLED` is on. A plain tower layer with
+/// its own future: no boxing and no clone of the inner service per
+/// request, as a `from_fn` middleware would have.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+/// The service [`TrackLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Track<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = method_label(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        Tracked {
+            inner: self.inner.call(request),
+            started,
+            method,
+            route,
+        }
+    }
+}
+
+pin_project! {
+    /// A request on its way: recorded when its answer is ready.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        method: &'static str,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let route = this
+                .route
+                .as_ref()
+                .map_or(names::UNMATCHED_ROUTE, MatchedPath::as_str);
+            record(route, this.method, response.status(), *this.started);
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// The handles of one route: a duration per method, a count per method
