@@ -3,6 +3,7 @@
 //! recorded with what follows from it: delivered, a retry later, or failed.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use reqwest::header::CONTENT_TYPE;
@@ -44,18 +45,37 @@ pub(super) async fn run(hooks: Webhooks, stop: CancellationToken) {
 /// sleep before the next pass.
 async fn pass(hooks: &Webhooks) -> crate::store::Result<Duration> {
     let store = &hooks.inner.store;
+    // A delivery whose attempt was recorded before this pass began is
+    // seen as it now is by the read below; one recorded during an earlier
+    // pass's read stays in flight until now, so that read cannot send it
+    // twice.
+    let pass = hooks.inner.passes.fetch_add(1, Ordering::SeqCst) + 1;
+    {
+        let mut in_flight = lock(&hooks.inner.in_flight);
+        lock(&hooks.inner.settling).retain(|(id, recorded)| {
+            let settled = *recorded < pass;
+            if settled {
+                in_flight.remove(id);
+            }
+            !settled
+        });
+    }
     let now = unix_now();
     for delivery in store.due_deliveries(now, BATCH).await? {
-        if lock(&hooks.inner.in_flight).contains(&delivery.id) {
+        // Claimed here, atomically, so that a lane moving on to the same
+        // delivery cannot send it too.
+        if !lock(&hooks.inner.in_flight).insert(delivery.id.clone()) {
             continue;
         }
-        let Some(endpoint) = store.endpoint(&delivery.endpoint_id).await? else {
+        let endpoint = store.endpoint(&delivery.endpoint_id).await;
+        let ready = match &endpoint {
+            Ok(Some(endpoint)) => slot(hooks, &endpoint.url),
+            _ => None,
+        };
+        let (Ok(Some(endpoint)), Some(permit)) = (endpoint, ready) else {
+            lock(&hooks.inner.in_flight).remove(&delivery.id);
             continue;
         };
-        let Some(permit) = slot(hooks, &endpoint.url) else {
-            continue;
-        };
-        lock(&hooks.inner.in_flight).insert(delivery.id.clone());
         let hooks = hooks.clone();
         tokio::spawn(async move {
             lane(&hooks, endpoint, delivery).await;
@@ -77,7 +97,8 @@ async fn lane(hooks: &Webhooks, endpoint: Endpoint, first: Delivery) {
     let mut current = first;
     loop {
         let delivered = attempt(hooks, &endpoint, &current).await;
-        lock(&hooks.inner.in_flight).remove(&current.id);
+        let pass = hooks.inner.passes.load(Ordering::SeqCst);
+        lock(&hooks.inner.settling).push((current.id.clone(), pass));
         if !delivered {
             return;
         }

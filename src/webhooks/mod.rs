@@ -93,6 +93,12 @@ struct Inner {
     /// A permit per delivery in flight, per host.
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     in_flight: Mutex<HashSet<String>>,
+    /// Ids whose attempt is recorded, with the scheduler pass that was
+    /// current then: they leave `in_flight` only when a later pass
+    /// begins, whose read is sure to see the record.
+    settling: Mutex<Vec<(String, u64)>>,
+    /// Scheduler passes begun.
+    passes: std::sync::atomic::AtomicU64,
     /// Wakes the sender: new deliveries, or a finished attempt.
     wake: Notify,
     /// Wakes the dispatcher: a subscription was added or enabled.
@@ -121,6 +127,8 @@ impl Webhooks {
                 project: OnceLock::new(),
                 hosts: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashSet::new()),
+                settling: Mutex::new(Vec::new()),
+                passes: std::sync::atomic::AtomicU64::new(0),
                 wake: Notify::new(),
                 subscribed: Notify::new(),
             }),
