@@ -32,11 +32,11 @@ pub use crate::store::{CancelOutcome, JobPage, JobPatch, Stamp};
 use crate::Config;
 use crate::hub::Hub;
 use crate::model::{
-    Event, Field, Invalid, Job, JobRequest, JobState, Level, Problem, Stages, generation_id, limits,
+    Event, Field, Invalid, Job, JobRequest, JobState, Level, Stages, generation_id,
 };
 use crate::store::{Filter, NewJob, Store};
 use crate::tools::Tools;
-use crate::webhooks::{Refused, Settings as WebhookSettings, Webhooks};
+use crate::webhooks::{Settings as WebhookSettings, Webhooks};
 use control::Control;
 
 /// Figures for the health report.
@@ -116,13 +116,7 @@ impl Engine {
                 .check_url(&hook.url)
                 .await
                 .map_err(|refused| {
-                    EngineError::Invalid(Invalid::new(
-                        Field::Webhook,
-                        match refused {
-                            Refused::NotHttp => Problem::Url(limits::URL_CHARS),
-                            Refused::Private => Problem::PrivateAddress,
-                        },
-                    ))
+                    EngineError::Invalid(Invalid::new(Field::Webhook, refused.problem()))
                 })?;
         }
         self.check_free_space().await?;

@@ -76,6 +76,16 @@ pub enum Refused {
     Private,
 }
 
+impl Refused {
+    /// The request rule a refused URL breaks.
+    pub fn problem(self) -> crate::model::Problem {
+        match self {
+            Refused::NotHttp => crate::model::Problem::Url(crate::model::limits::URL_CHARS),
+            Refused::Private => crate::model::Problem::PrivateAddress,
+        }
+    }
+}
+
 /// Checks a URL as it is given: its form, and unless `allow_private`, the
 /// addresses its host names now. A host that does not resolve yet is
 /// accepted; every delivery resolves it again through the guard.

@@ -14,7 +14,7 @@ use super::dialect::{V1ErrorBody, with_dialect};
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use crate::AppState;
-use crate::model::{Field, Invalid, Problem, WebhookEvent, limits, non_blank};
+use crate::model::{Field, Invalid, WebhookEvent, limits, non_blank};
 use crate::store::Endpoint;
 use crate::webhooks::{Refused, WebhookError};
 
@@ -98,11 +98,7 @@ impl From<Endpoint> for WebhookView {
 
 /// A refused URL, named as this route names it.
 fn refused(refused: Refused) -> ApiError {
-    let problem = match refused {
-        Refused::NotHttp => Problem::Url(limits::URL_CHARS),
-        Refused::Private => Problem::PrivateAddress,
-    };
-    ApiError::Validation(Invalid::new(Field::Webhook, problem).message(|_| "url"))
+    ApiError::Validation(Invalid::new(Field::Webhook, refused.problem()).message(|_| "url"))
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "webhook_create",
