@@ -16,6 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::ApiError;
@@ -131,9 +132,12 @@ impl Style {
 /// Puts `router`'s routes in `dialect`: their errors are rendered in its
 /// envelope, and a panic in one of them becomes a 500 in it.
 pub fn with_dialect(router: Router<AppState>, dialect: Dialect) -> Router<AppState> {
-    router
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::from_fn_with_state(dialect, render_errors))
+    // One `layer` call, so that each route is boxed once more, not twice.
+    router.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(dialect, render_errors))
+            .layer(CatchPanicLayer::new()),
+    )
 }
 
 /// Refuses what the guard refused, and renders every error response of

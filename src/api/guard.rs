@@ -1,6 +1,6 @@
 //! Who may call, and how often: the API keys and the rate limit.
 //!
-//! [`check`] runs in front of every route. It reads the caller's key
+//! [`Guard::check`] runs in front of every route. It reads the caller's key
 //! (`Authorization: Bearer <key>`, or `?access_token=<key>` on an event
 //! stream, which EventSource cannot send headers to), compares it in
 //! constant time with each configured key, counts the request against the
@@ -12,13 +12,10 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, Uri, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -171,6 +168,10 @@ fn presented(req: &Request, query_token: Option<String>) -> Option<String> {
 /// and the token (decoded); `None` when the URI has none.
 fn take_access_token(uri: &Uri) -> Option<(Uri, String)> {
     let query = uri.query()?;
+    // The name may be percent-encoded, but then it holds a `%`.
+    if !query.contains(ACCESS_TOKEN) && !query.contains('%') {
+        return None;
+    }
     let mut token = None;
     let rest: Vec<&str> = query
         .split('&')
@@ -194,20 +195,26 @@ fn take_access_token(uri: &Uri) -> Option<(Uri, String)> {
     Some((rebuilt.parse().ok()?, token))
 }
 
-/// Leaves the [`Verdict`] (and the [`Caller`]) on every request.
-pub async fn check(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
-    let query_token = take_access_token(req.uri()).map(|(uri, token)| {
-        *req.uri_mut() = uri;
-        token
-    });
-    if guard.is_off() {
-        return next.run(req).await;
+impl Guard {
+    /// `req` with its `access_token` taken out of the URI, and the
+    /// [`Verdict`] (and the [`Caller`]) left on it when anything is to be
+    /// checked; no verdict means [`Verdict::Pass`]. Synchronous, so that it
+    /// runs as a plain request map with no future of its own: it is in
+    /// front of the poll path.
+    pub fn check(&self, mut req: Request) -> Request {
+        let query_token = take_access_token(req.uri()).map(|(uri, token)| {
+            *req.uri_mut() = uri;
+            token
+        });
+        if self.is_off() {
+            return req;
+        }
+        let token = presented(&req, query_token);
+        let (verdict, caller) = self.judge(&req, token.as_deref());
+        req.extensions_mut().insert(verdict);
+        if let Some(caller) = caller {
+            req.extensions_mut().insert(caller);
+        }
+        req
     }
-    let token = presented(&req, query_token);
-    let (verdict, caller) = guard.judge(&req, token.as_deref());
-    req.extensions_mut().insert(verdict);
-    if let Some(caller) = caller {
-        req.extensions_mut().insert(caller);
-    }
-    next.run(req).await
 }

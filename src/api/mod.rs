@@ -33,11 +33,11 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -71,25 +71,30 @@ pub fn router(state: AppState) -> Router {
         .merge(aivideogen::router())
         .merge(clipzy::router())
         .merge(webhooks::router())
-        .merge(with_dialect(operations, moneyprinter::DIALECT))
-        .layer(DefaultBodyLimit::max(limit))
+        .merge(with_dialect(operations, moneyprinter::DIALECT));
+    // Every layer in one `layer` call: axum boxes each route once per call,
+    // and each box costs every request an allocation and a clone. The
+    // first layer listed is the outermost.
+    let layers = ServiceBuilder::new()
+        // Outermost, so that it counts every answer, the layers' own
+        // included.
+        .option_layer(
+            state
+                .config
+                .metrics_enabled
+                .then_some(request_metrics::TrackLayer),
+        )
+        .layer(request_id::RequestIdLayer)
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
+        .layer(cors)
+        // Keys and rate: refusals are answered by the dialect's layer.
+        .layer(MapRequestLayer::new(move |req| guard.check(req)))
         // A body that dribbles in is cut off at its deadline.
         .layer(MapRequestLayer::new(move |req| {
             deadline::limit_body(req, deadlines)
         }))
-        // Keys and rate: refusals are answered by the dialect's layer.
-        .layer(middleware::from_fn_with_state(guard, guard::check))
-        .layer(cors)
-        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
-        .layer(request_id::propagate_layer())
-        .layer(request_id::set_layer())
-        .layer(MapRequestLayer::new(request_id::drop_unfit));
-    // Outermost, so that it counts every answer, the layers' own included.
-    let router = if state.config.metrics_enabled {
-        router.layer(request_metrics::TrackLayer)
-    } else {
-        router
-    };
+        .layer(DefaultBodyLimit::max(limit));
+    let router = router.layer(layers);
     router.with_state(state)
 }
 

@@ -8,11 +8,16 @@
 //! `access_token` value blotted out.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderName, Uri};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, Uri};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 use tracing::Span;
+use uuid::Uuid;
 
 use super::guard::ACCESS_TOKEN;
 
@@ -27,31 +32,88 @@ pub fn is_sane(id: &[u8]) -> bool {
     !id.is_empty() && id.len() <= MAX_LEN && id.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
-/// Drops a client's request id that is not sane, so that one is made.
-pub fn drop_unfit(mut req: Request) -> Request {
-    let unfit = req
-        .headers()
-        .get_all(&HEADER)
-        .iter()
-        .enumerate()
-        .any(|(i, id)| i > 0 || !is_sane(id.as_bytes()));
-    if unfit {
-        req.headers_mut().remove(&HEADER);
+/// Keeps each request's id or gives it one, and copies it onto the
+/// response: one layer with its own future, in front of every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = WithRequestId<S>;
+
+    fn layer(&self, inner: S) -> WithRequestId<S> {
+        WithRequestId { inner }
     }
-    req
 }
 
-/// Sets a request id where the client sent none.
-pub fn set_layer() -> SetRequestIdLayer<MakeRequestUuid> {
-    SetRequestIdLayer::x_request_id(MakeRequestUuid)
+/// The service [`RequestIdLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct WithRequestId<S> {
+    inner: S,
 }
 
-/// Copies the request id onto the response.
-pub fn propagate_layer() -> PropagateRequestIdLayer {
-    PropagateRequestIdLayer::x_request_id()
+impl<S, B, R> Service<Request<B>> for WithRequestId<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Answered<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = keep_or_make(req.headers_mut());
+        Answered {
+            inner: self.inner.call(req),
+            id,
+        }
+    }
 }
 
-/// The request's id, as a header value (set by [`set_layer`]).
+pin_project! {
+    /// A request on its way: its answer gets the id.
+    pub struct Answered<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, R, E> Future for Answered<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(id)) = (&mut result, this.id.take()) {
+            response.headers_mut().insert(HEADER, id);
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The request's id: the client's one when it sent exactly one sane id,
+/// else a new UUID, which replaces whatever it sent.
+fn keep_or_make(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut sent = headers.get_all(&HEADER).iter();
+    if let (Some(id), None) = (sent.next(), sent.next())
+        && is_sane(id.as_bytes())
+    {
+        return Some(id.clone());
+    }
+    let mut text = Uuid::encode_buffer();
+    let made = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    let id = HeaderValue::from_str(made).ok()?;
+    headers.insert(HEADER, id.clone());
+    Some(id)
+}
+
+/// The request's id, as a header value (set by [`RequestIdLayer`]).
 pub fn of(req: &Request) -> Option<&str> {
     req.headers().get(&HEADER).and_then(|v| v.to_str().ok())
 }

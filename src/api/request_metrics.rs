@@ -19,8 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
-use axum::http::{Method, Request, StatusCode};
-use axum::response::Response;
+use axum::http::{Method, Request, Response, StatusCode};
 use metrics::{Counter, Histogram, counter, histogram};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -48,11 +47,11 @@ pub struct Track<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for Track<S>
+impl<S, B, R> Service<Request<B>> for Track<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<B>, Response = Response<R>>,
 {
-    type Response = Response;
+    type Response = Response<R>;
     type Error = S::Error;
     type Future = Tracked<S::Future>;
 
@@ -84,11 +83,11 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for Tracked<F>
+impl<F, R, E> Future for Tracked<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<R>, E>>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response<R>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
