@@ -4,9 +4,10 @@
 #
 #   benches/run.sh append     committed events/s, one writer and many
 #   benches/run.sh poll       wrk against GET /api/jobs/:id/events
-#   benches/run.sh metrics    the poll load with METRICS_ENABLED=true and
-#                             =false, alternating for ROUNDS rounds, and
-#                             the cost of metrics (not part of all)
+#   benches/run.sh metrics    the poll load against one server with and
+#                             without request metrics, alternating for
+#                             ROUNDS rounds, and the cost of metrics (not
+#                             part of all)
 #   benches/run.sh sse        idle RSS per stream and fan-out latency, for
 #                             Reelay and for a minimal axum SSE server in
 #                             the same run (benches/server/sseload.rs)
@@ -43,11 +44,12 @@ stop_fixture() {
 trap stop_fixture EXIT
 
 # Starts the fixture server on CPU 0; its JSON line lands in $OUT/fixture.json.
-# METRICS_ENABLED in the environment passes through to it.
+# METRICS_ENABLED in the environment passes through to it. Two arguments are
+# two more addresses, served with request metrics and without.
 start_fixture() {
     # Gone first, so that the wait below cannot read the last run's line.
     rm -f "$OUT/fixture.json"
-    taskset -c "$SERVER_CPU" "$BENCH" fixture 127.0.0.1:3901 >"$OUT/fixture.json" 2>"$OUT/fixture.log" &
+    taskset -c "$SERVER_CPU" "$BENCH" fixture 127.0.0.1:3901 "$@" >"$OUT/fixture.json" 2>"$OUT/fixture.log" &
     FIXTURE_PID=$!
     for _ in $(seq 1 100); do
         [ -s "$OUT/fixture.json" ] && return 0
@@ -56,6 +58,8 @@ start_fixture() {
     echo "run.sh: the fixture server did not start" >&2
     exit 1
 }
+# User and system CPU time of process $1 so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 field() { python3 -c "import json,sys; print(json.load(open('$OUT/fixture.json'))['$1'])"; }
 
 run_append() {
@@ -86,36 +90,54 @@ run_poll() {
 # and their ratio.
 run_metrics() {
     command -v wrk >/dev/null || { echo "run.sh: install wrk (apt-get install wrk)" >&2; exit 2; }
-    local rounds=${ROUNDS:-4} secs=${SECS:-10} results="$OUT/metrics-runs.txt"
+    local rounds=${ROUNDS:-10} secs=${SECS:-5} results="$OUT/metrics-runs.txt"
     : >"$results"
-    echo "== metrics: GET /api/jobs/:id/events?after=last-10, wrk -t1 -c32 -d${secs}s, $rounds rounds"
+    # One server process answers both sides, served alike: port 3902 with
+    # request metrics, 3903 without, on the same engine and store, so that
+    # the two differ in nothing but the metrics.
+    start_fixture 127.0.0.1:3902 127.0.0.1:3903
+    local path on_url off_url
+    path="/api/jobs/$(field poll_job)/events?after=$(($(field last_id) - 10))"
+    on_url="${ON_URL:-http://127.0.0.1:3902}$path"
+    off_url="${OFF_URL:-http://127.0.0.1:3903}$path"
+    echo "== metrics: GET /api/jobs/:id/events?after=last-10, wrk -t1 -c32 -d${secs}s, $rounds rounds, one server"
+    # Warm the cache and the connections first.
+    for url in "$on_url" "$off_url"; do
+        taskset -c "$LOAD_CPU" wrk -t1 -c32 -d2s "$url" >/dev/null
+    done
     for round in $(seq 1 "$rounds"); do
         local order="true false"
         [ $((round % 2)) -eq 0 ] && order="false true"
         for enabled in $order; do
-            METRICS_ENABLED=$enabled start_fixture
-            local url
-            url="http://127.0.0.1:3901/api/jobs/$(field poll_job)/events?after=$(($(field last_id) - 10))"
-            # Warm the cache and the connections first.
-            taskset -c "$LOAD_CPU" wrk -t1 -c32 -d2s "$url" >/dev/null
-            local out rps
+            local url=$on_url out rps before after requests cpu
+            [ "$enabled" = false ] && url=$off_url
+            before=$(cpu_ticks "$FIXTURE_PID")
             out=$(taskset -c "$LOAD_CPU" wrk -t1 -c32 -d"${secs}s" "$url")
+            after=$(cpu_ticks "$FIXTURE_PID")
             if grep -q "Non-2xx" <<<"$out"; then
                 echo "run.sh: some answers were not 200:" >&2
                 echo "$out" >&2
                 exit 1
             fi
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-            stop_fixture
-            echo "round $round  metrics=$enabled  $rps req/s"
-            echo "$enabled $rps" >>"$results"
+            requests=$(awk '/requests in/ {print $1}' <<<"$out")
+            # The server's CPU time per answer: what the metrics add to
+            # each request, and steadier than req/s on a shared host.
+            cpu=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.2f}')")
+            echo "round $round  metrics=$enabled  $rps req/s  $cpu CPU-us/request"
+            echo "$enabled $rps $cpu" >>"$results"
         done
     done
+    stop_fixture
+    echo "== metrics: the same two routers in one process, no network (router_cost.rs)"
+    taskset -c "$SERVER_CPU" "$BENCH" router-cost
     python3 - "$results" <<'PY'
 import statistics, sys
 runs = [line.split() for line in open(sys.argv[1])]
-on = [float(r) for e, r in runs if e == "true"]
-off = [float(r) for e, r in runs if e == "false"]
+on = [float(r) for e, r, _ in runs if e == "true"]
+off = [float(r) for e, r, _ in runs if e == "false"]
+cpu_on = statistics.median(float(c) for e, _, c in runs if e == "true")
+cpu_off = statistics.median(float(c) for e, _, c in runs if e == "false")
 m_on, m_off = statistics.median(on), statistics.median(off)
 print(f"metrics on:  median {m_on:.0f} req/s  (runs {', '.join(f'{x:.0f}' for x in on)})")
 print(f"metrics off: median {m_off:.0f} req/s  (runs {', '.join(f'{x:.0f}' for x in off)})")
@@ -123,6 +145,8 @@ print(f"on/off: {m_on / m_off:.3f}  (cost {100 * (1 - m_on / m_off):.1f} %)")
 # Each round's pair ran back to back, so its ratio sees the least drift.
 pairs = [float(runs[i + (runs[i][0] == "false")][1]) / float(runs[i + (runs[i][0] == "true")][1])
          for i in range(0, len(runs) - 1, 2)]
+print(f"server CPU per request: median {cpu_on:.2f} us on, {cpu_off:.2f} us off "
+      f"(cost {100 * (cpu_on / cpu_off - 1):.1f} %)")
 print(f"per-round on/off: {', '.join(f'{p:.3f}' for p in pairs)}; median {statistics.median(pairs):.3f}")
 PY
 }

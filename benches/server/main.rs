@@ -4,7 +4,8 @@
 //! cores; each mode can also be run alone:
 //!
 //!     cargo bench --bench server -- append [SINGLE_EVENTS] [EVENTS_PER_WRITER] [WRITERS]
-//!     cargo bench --bench server -- fixture [ADDR]
+//!     cargo bench --bench server -- fixture [ADDR [ADDR_WITH_METRICS ADDR_WITHOUT]]
+//!     cargo bench --bench server -- router-cost [BLOCKS] [PER_BLOCK]    (see router_cost.rs)
 //!     cargo bench --bench server -- render [SECONDS]
 //!     cargo bench --bench server -- sseload --url URL -n N ...   (see sseload.rs)
 //!     cargo bench --bench server -- reference [ADDR]              (see reference.rs)
@@ -16,12 +17,16 @@
 //! polling), and a running job whose events are appended by
 //! `POST /bench/publish` (for SSE fan-out latency); it prints one JSON line
 //! with their ids and serves until SIGINT or SIGTERM; `METRICS_ENABLED=false`
-//! in its environment turns metrics off. `render` makes a
+//! in its environment turns metrics off. Given two more addresses, it also
+//! serves the same engine there, with request metrics and without, in the
+//! same way, so that one process answers both sides of the metrics
+//! comparison. `render` makes a
 //! 1080×1920 video of three still scenes with music from a script of about
 //! SECONDS (default 30) seconds and reports where the time went.
 
 mod chaos;
 mod reference;
+mod router_cost;
 mod sseload;
 mod webhooks;
 
@@ -49,6 +54,30 @@ fn config_in(dir: &std::path::Path) -> Config {
         music_dir: dir.join("music"),
         ..Config::default()
     }
+}
+
+/// Serves `reelay`'s engine at `addr` through a router with request
+/// metrics or without, until the process ends; returns the address.
+async fn serve_copy(reelay: &Reelay, addr: &str, metrics: bool) -> String {
+    let mut state = reelay.state().clone();
+    let mut config = (*state.config).clone();
+    config.metrics_enabled = metrics;
+    state.config = Arc::new(config);
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    let bound = listener.local_addr().expect("addr").to_string();
+    let settings = reelay::serve::Settings {
+        is_stream: reelay::api::is_event_stream,
+        idle_timeout: state.config.idle_timeout(),
+        max_connections: state.config.max_connections,
+    };
+    let router = reelay::app(state);
+    tokio::spawn(reelay::serve::run(
+        listener,
+        router,
+        settings,
+        std::future::pending(),
+    ));
+    bound
 }
 
 /// Emits `count` events as fast as the store takes them.
@@ -189,12 +218,14 @@ async fn publish(
     Json(json!({ "id": events[0].id }))
 }
 
-async fn fixture(addr: &str) {
+async fn fixture(addr: &str, pair: Option<(&str, &str)>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = config_in(dir.path());
-    // `benches/run.sh metrics` compares the same load with metrics on and off.
     if let Ok(value) = std::env::var("METRICS_ENABLED") {
         config.metrics_enabled = value != "false";
+    }
+    if pair.is_some() {
+        config.metrics_enabled = true;
     }
     let reelay = Reelay::start(
         config,
@@ -231,10 +262,20 @@ async fn fixture(addr: &str) {
             .with_state((reelay.state().clone(), live_job)),
     );
     let listener = TcpListener::bind(addr).await.expect("bind");
+    // `benches/run.sh metrics` compares the same load with metrics on and
+    // off: the same engine, the router built without request metrics.
+    let pair = match pair {
+        Some((with, without)) => Some((
+            serve_copy(&reelay, with, true).await,
+            serve_copy(&reelay, without, false).await,
+        )),
+        None => None,
+    };
     println!(
         "{}",
         json!({
             "addr": listener.local_addr().expect("addr").to_string(),
+            "pair": pair,
             "pid": std::process::id(),
             "poll_job": poll_job,
             "poll_events": events.len(),
@@ -348,7 +389,15 @@ fn main() {
         }
         Some("fixture") => runtime.block_on(fixture(
             args.get(1).map_or("127.0.0.1:3901", String::as_str),
+            args.get(2)
+                .zip(args.get(3))
+                .map(|(a, b)| (a.as_str(), b.as_str())),
         )),
+        Some("router-cost") => {
+            let arg =
+                |i: usize, default| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+            runtime.block_on(router_cost::run(arg(1, 200), arg(2, 2_000)))
+        }
         Some("render") => runtime.block_on(render(
             args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30.0),
         )),
@@ -362,7 +411,7 @@ fn main() {
             args.get(1).map_or("127.0.0.1:3900", String::as_str),
         )),
         _ => eprintln!(
-            "usage: server (append | fixture [ADDR] | render [SECONDS] | sseload ... | reference [ADDR] | chaos ... | webhooks ... | webhook-receiver [ADDR])"
+            "usage: server (append | fixture [ADDR [ADDR ADDR]] | router-cost [BLOCKS] [PER_BLOCK] | render [SECONDS] | sseload ... | reference [ADDR] | chaos ... | webhooks ... | webhook-receiver [ADDR])"
         ),
     }
 }
