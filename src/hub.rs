@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use uuid::Uuid;
 
 use crate::model::Event;
@@ -37,8 +38,10 @@ pub struct Hub {
     closed: AtomicBool,
     catch_ups: AtomicU64,
     /// The id of the newest committed event, for readers of the whole log
-    /// (webhook deliveries).
+    /// (webhook deliveries, the stream of every job).
     committed: watch::Sender<i64>,
+    /// Fires when the hub closes, for readers of the whole log.
+    closing: CancellationToken,
 }
 
 impl Default for Hub {
@@ -49,6 +52,7 @@ impl Default for Hub {
             closed: AtomicBool::new(false),
             catch_ups: AtomicU64::new(0),
             committed: watch::channel(0).0,
+            closing: CancellationToken::new(),
         }
     }
 }
@@ -112,6 +116,11 @@ impl Hub {
         self.committed.subscribe()
     }
 
+    /// Resolves once the hub is closed (at once when it already is).
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closing.clone().cancelled_owned()
+    }
+
     /// Tells waiting streams that a job was created.
     pub fn announce(&self, created: JobCreated) {
         if let Some(tx) = lock(&self.created).as_ref() {
@@ -122,6 +131,7 @@ impl Hub {
     /// Ends every subscription, now and later.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.closing.cancel();
         lock(&self.topics).clear();
         lock(&self.created).take();
     }

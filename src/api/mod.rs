@@ -18,6 +18,7 @@ pub mod extract;
 pub mod fields;
 pub mod generate;
 pub mod guard;
+pub mod job_events;
 pub mod moneyprinter;
 mod openapi;
 pub mod openreels;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(aivideogen::router())
         .merge(clipzy::router())
         .merge(webhooks::router())
+        .merge(job_events::router())
         .merge(with_dialect(operations, moneyprinter::DIALECT));
     // Every layer in one `layer` call: axum boxes each route once per call,
     // and each box costs every request an allocation and a clone. The

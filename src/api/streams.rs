@@ -45,9 +45,19 @@ pub const MONEYPRINTER_EVENTS: StreamRoute = StreamRoute {
     when: When::AcceptsEventStream,
 };
 
+/// Reelay's job-level events of every job.
+pub const JOB_EVENTS: StreamRoute = StreamRoute {
+    path: "/api/v1/events",
+    when: When::Always,
+};
+
 /// Every stream route.
-pub const STREAM_ROUTES: [StreamRoute; 3] =
-    [OPENREELS_EVENTS, AIVIDEOGEN_PROGRESS, MONEYPRINTER_EVENTS];
+pub const STREAM_ROUTES: [StreamRoute; 4] = [
+    OPENREELS_EVENTS,
+    AIVIDEOGEN_PROGRESS,
+    MONEYPRINTER_EVENTS,
+    JOB_EVENTS,
+];
 
 impl StreamRoute {
     /// True when `path` is this route's path with its parameters filled in.

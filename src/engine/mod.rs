@@ -11,6 +11,7 @@ mod error;
 mod feed;
 mod idempotency;
 mod library;
+mod log_feed;
 mod work;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use error::{EngineError, Result};
 pub use feed::Feed;
 pub use idempotency::{KeptAnswer, KeyClaim, KeyState};
 pub use library::{SongFile, SongUpload, UploadError};
+pub use log_feed::{LogFeed, job_event_name, state_after};
 
 pub use crate::hub::JobCreated;
 use crate::store::Deleted;

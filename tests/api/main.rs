@@ -15,6 +15,7 @@ mod faults;
 mod first_run;
 mod frontends;
 mod idempotency;
+mod job_events;
 mod keys;
 mod lifecycle;
 mod limits;
