@@ -27,8 +27,11 @@ use crate::Config;
 /// The query parameter that carries a key on event streams.
 pub const ACCESS_TOKEN: &str = "access_token";
 
-/// The only route that needs no key.
-const OPEN_PATH: &str = "/health";
+/// The routes that need no key: the health report, and the dashboard's
+/// page and assets, which hold no data and ask for a key themselves.
+fn is_open(path: &str) -> bool {
+    path == "/health" || super::dashboard::PATHS.contains(&path)
+}
 
 /// The route that also takes `METRICS_API_KEY`.
 const METRICS_PATH: &str = "/metrics";
@@ -113,7 +116,7 @@ impl Guard {
     /// The verdict on `req`, and the caller it names.
     fn judge(&self, req: &Request, token: Option<&str>) -> (Verdict, Option<Caller>) {
         let path = req.uri().path();
-        if req.method() == Method::OPTIONS || path == OPEN_PATH {
+        if req.method() == Method::OPTIONS || is_open(path) {
             return (Verdict::Pass, None);
         }
         let keys_on = !self.keys.is_empty() || (path == METRICS_PATH && self.metrics_key.is_some());

@@ -11,6 +11,7 @@
 
 pub mod aivideogen;
 pub mod clipzy;
+pub mod dashboard;
 pub mod deadline;
 pub mod dialect;
 pub mod error;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(clipzy::router())
         .merge(webhooks::router())
         .merge(job_events::router())
+        .merge(dashboard::router())
         .merge(with_dialect(operations, moneyprinter::DIALECT));
     // Every layer in one `layer` call: axum boxes each route once per call,
     // and each box costs every request an allocation and a clone. The

@@ -12,6 +12,7 @@ mod feed;
 mod idempotency;
 mod library;
 mod log_feed;
+mod voices;
 mod work;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use feed::Feed;
 pub use idempotency::{KeptAnswer, KeyClaim, KeyState};
 pub use library::{SongFile, SongUpload, UploadError};
 pub use log_feed::{LogFeed, job_event_name, state_after};
+pub use voices::{VoiceChoice, Voices};
 
 pub use crate::hub::JobCreated;
 use crate::store::Deleted;
@@ -73,6 +75,8 @@ struct Inner {
     stages: Stages,
     config: Arc<Config>,
     tools: Arc<Tools>,
+    /// The installed espeak-ng voices, listed once.
+    voices: tokio::sync::OnceCell<Vec<crate::tools::voices::Voice>>,
     http: reqwest::Client,
     webhooks: Webhooks,
 }
@@ -99,6 +103,7 @@ impl Engine {
                 keys: Arc::default(),
                 stages,
                 tools: Arc::new(Tools::new(&config)),
+                voices: tokio::sync::OnceCell::new(),
                 http: reqwest::Client::new(),
                 config,
             }),
@@ -236,9 +241,10 @@ impl Engine {
         Ok(self.inner.store.job(id).await?)
     }
 
-    /// A page of jobs, newest first.
-    pub async fn jobs(&self, offset: u64, limit: u64) -> Result<JobPage> {
-        Ok(self.inner.store.list_jobs(offset, limit).await?)
+    /// A page of jobs, newest first; only those in `states` unless it is
+    /// empty.
+    pub async fn jobs(&self, offset: u64, limit: u64, states: &[JobState]) -> Result<JobPage> {
+        Ok(self.inner.store.list_jobs(offset, limit, states).await?)
     }
 
     /// The newest job with this generation id.

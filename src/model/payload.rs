@@ -92,6 +92,10 @@ payload!(StageFailed, Error);
 pub struct Progress {
     /// Job progress from 0 to 1.
     pub progress: f64,
+    /// How far the event's stage is, from 0 to 1, for clients that draw
+    /// one bar per stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_progress: Option<f64>,
 }
 
 #[cfg(test)]

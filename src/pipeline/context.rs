@@ -186,6 +186,7 @@ impl StageContext {
         self.job.progress = percent;
         let payload = Progress {
             progress: round3(f64::from(percent) / 100.0),
+            stage_progress: Some(round3(fraction.clamp(0.0, 1.0))),
         };
         let event = NewEvent::log(Level::Info, message)
             .with_type(EventType::Progress)

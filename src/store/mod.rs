@@ -13,6 +13,7 @@ mod hooks;
 mod idempotency;
 mod inserts;
 mod jobs;
+mod listing;
 mod rows;
 mod states;
 mod writer;
@@ -359,27 +360,6 @@ impl Store {
         .fetch_optional(&mut *conn)
         .await?;
         row.as_ref().map(job_from_row).transpose()
-    }
-
-    /// A page of jobs, newest first.
-    pub async fn list_jobs(&self, offset: u64, limit: u64) -> Result<JobPage> {
-        let mut conn = self.read.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM jobs")
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-        let rows = sqlx::query(select_jobs!("ORDER BY seq DESC LIMIT ? OFFSET ?"))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let jobs = rows.iter().map(job_from_row).collect::<Result<_>>()?;
-        Ok(JobPage {
-            jobs,
-            total: total.max(0) as u64,
-        })
     }
 
     /// Events held in memory, and their approximate bytes, for the health

@@ -7,6 +7,7 @@
 pub mod llm;
 pub mod probe;
 pub mod process;
+pub mod voices;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

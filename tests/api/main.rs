@@ -8,6 +8,7 @@ mod cancel;
 mod concurrency;
 mod connections;
 mod crash;
+mod dashboard_api;
 mod disk;
 mod errors;
 mod fakes;

@@ -249,7 +249,11 @@ mod tests {
     }
 
     fn progress(stage: &str, fraction: f64, message: &str) -> Event {
-        let payload = serde_json::to_value(Progress { progress: fraction }).unwrap();
+        let payload = serde_json::to_value(Progress {
+            progress: fraction,
+            stage_progress: None,
+        })
+        .unwrap();
         let new = NewEvent::log(Level::Info, message)
             .with_type(crate::model::EventType::Progress)
             .with_stage(stage)

@@ -3,6 +3,7 @@
 //! snake_case, with machine-readable error codes. The video itself is
 //! served with Range support from `/api/v1/jobs/{id}/video`.
 
+pub mod extras;
 pub mod request;
 pub mod views;
 
@@ -21,7 +22,9 @@ use super::video;
 use crate::AppState;
 use crate::model::{Field, Job, JobState};
 use request::CreateJob;
-use views::{Envelope, JobList, JobSummary, ListQuery, ResultView, V1Job, ok, status_word};
+use views::{
+    Envelope, JobList, JobSummary, ListQuery, ResultView, V1Job, ok, status_word, wanted_states,
+};
 
 /// Seed 004's errors: `{"success":false,...,"error":{"detail","code"}}`.
 pub const DIALECT: Dialect = Dialect {
@@ -47,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/result", get(result))
         .route("/api/v1/jobs/{id}/video", get(video_file))
         .route("/api/v1/jobs/{id}/cancel", post(cancel))
+        .route("/api/v1/jobs/{id}/rerun", post(extras::rerun))
+        .route("/api/v1/voices", get(extras::voices))
         .route("/api/v1", any(no_route))
         .route("/api/v1/", any(no_route))
         .route("/api/v1/{*rest}", any(no_route));
@@ -217,7 +222,7 @@ pub async fn video_file(
         (status = 200, description = "A page of jobs, newest first", body = JobList, links(
             ("first_job" = (operation_id = "v1_get_job", parameters(("id" = "$response.body#/jobs/0/job_id")))),
         )),
-        (status = 422, description = "Bad page or page_size", body = V1ErrorBody),
+        (status = 422, description = "Bad page, page_size or status", body = V1ErrorBody),
     ))]
 /// A page of jobs, newest first.
 pub async fn list(
@@ -233,7 +238,16 @@ pub async fn list(
     };
     let page = number(query.page.as_deref(), "page", 1, MAX_PAGE_NUMBER)?;
     let page_size = number(query.page_size.as_deref(), "page_size", 10, MAX_PAGE_SIZE)?;
-    let found = state.engine.jobs((page - 1) * page_size, page_size).await?;
+    let states = wanted_states(query.status.as_deref()).ok_or_else(|| {
+        ApiError::Validation(
+            "status must list queued, processing, completed, failed or cancelled, comma-separated."
+                .into(),
+        )
+    })?;
+    let found = state
+        .engine
+        .jobs((page - 1) * page_size, page_size, &states)
+        .await?;
     Ok(Json(JobList {
         jobs: found.jobs.iter().map(JobSummary::from).collect(),
         total: found.total,

@@ -212,6 +212,29 @@ pub struct ListQuery {
     pub page: Option<String>,
     /// Jobs per page, 1 to 100. Default 10.
     pub page_size: Option<String>,
+    /// Only jobs in these states, comma-separated: `queued`,
+    /// `processing`, `completed`, `failed`, `cancelled`. Default: all.
+    pub status: Option<String>,
+}
+
+/// The states a list's `status` names; empty for every state.
+pub fn wanted_states(status: Option<&str>) -> Option<Vec<JobState>> {
+    let mut states = Vec::new();
+    for word in status.unwrap_or("").split(',').map(str::trim) {
+        let state = match word {
+            "" => continue,
+            "processing" | "running" => JobState::Running,
+            "queued" => JobState::Queued,
+            "completed" => JobState::Completed,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        };
+        if !states.contains(&state) {
+            states.push(state);
+        }
+    }
+    Some(states)
 }
 
 /// One job in the list.

@@ -151,6 +151,7 @@ fn guard(path: &str, operation: &mut Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
+    use super::SUBMITS;
     use crate::Config;
 
     #[test]
@@ -171,7 +172,7 @@ mod tests {
                     .collect();
                 assert!(names.contains(&"x-request-id"), "{id}");
                 let keyed = names.contains(&"Idempotency-Key");
-                assert_eq!(keyed, ["generate", "v1_create_job"].contains(&id), "{id}");
+                assert_eq!(keyed, SUBMITS.contains(&id), "{id}");
                 let responses = &operation["responses"];
                 if path == "/health" {
                     assert!(responses.get("401").is_none());

@@ -44,6 +44,8 @@ use responses::LayerAnswers;
         clipzy::video_file,
         clipzy::cancel,
         clipzy::delete,
+        clipzy::extras::voices,
+        clipzy::extras::rerun,
         super::webhooks::create,
         super::webhooks::list,
         super::webhooks::one,

@@ -26,7 +26,7 @@ pub const WRITES: [&str; 10] = [
 
 /// Operations that create a job, and answer 507 when the data folder's disk
 /// is nearly full.
-pub const SUBMITS: [&str; 2] = ["generate", "v1_create_job"];
+pub const SUBMITS: [&str; 3] = ["generate", "v1_create_job", "v1_rerun_job"];
 
 /// Adds the layers' answers to every operation.
 pub struct LayerAnswers;
@@ -51,7 +51,7 @@ fn envelope(operation: &Operation) -> Option<&'static str> {
 pub fn envelope_of_tag(tag: &str) -> Option<&'static str> {
     match tag {
         "moneyprinter" => Some("MpErrorBody"),
-        "v1" | "openreels" | "webhooks" => Some("V1ErrorBody"),
+        "v1" | "openreels" | "webhooks" | "jobs" => Some("V1ErrorBody"),
         "aivideogen" => Some("DetailBody"),
         _ => None,
     }

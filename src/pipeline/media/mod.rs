@@ -46,7 +46,7 @@ pub struct MediaEnv {
     pub tools: Arc<Tools>,
     /// For the LLM, the speech API and Pexels.
     pub http: reqwest::Client,
-    voices: OnceCell<Vec<tts::Voice>>,
+    voices: OnceCell<Vec<crate::tools::voices::Voice>>,
 }
 
 impl MediaEnv {

@@ -15,10 +15,8 @@ use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult
 use crate::tools::Tool;
 use crate::tools::probe::{self, Loudness};
 use crate::tools::process;
-pub use voices::Voice;
-use voices::{by_language, find_voice, parse_voices};
-
-mod voices;
+use crate::tools::voices::Voice;
+use crate::tools::voices::{self, by_language, find_voice};
 
 /// The tts stage.
 pub struct Tts(pub Arc<MediaEnv>);
@@ -31,22 +29,10 @@ impl Tts {
         let env = &self.0;
         let espeak = env.tools.path(Tool::Espeak)?;
         env.voices
-            .get_or_try_init(|| async {
-                let mut all = Vec::new();
-                for (arg, variant) in [("--voices", false), ("--voices=variant", true)] {
-                    let out = process::run(
-                        Command::new(&espeak).arg(arg),
-                        None,
-                        ctx.token(),
-                        "espeak-ng --voices",
-                    )
-                    .await?;
-                    all.extend(parse_voices(&String::from_utf8_lossy(&out.stdout), variant));
-                }
-                Ok(all)
-            })
+            .get_or_try_init(|| voices::installed(&espeak, ctx.token()))
             .await
             .map(Vec::as_slice)
+            .map_err(StageError::from)
     }
 
     /// The espeak voice for this job, with a warning when the request asked

@@ -1,6 +1,13 @@
 //! The espeak-ng voice catalogue: the voices installed on this machine,
 //! and which of them a request's voice or language names.
 
+use std::path::Path;
+
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use super::{ToolError, process};
+
 /// An installed espeak-ng voice.
 #[derive(Debug, Clone)]
 pub struct Voice {
@@ -16,8 +23,25 @@ pub struct Voice {
     pub variant: bool,
 }
 
+/// Every installed voice and variant, as `espeak` (the program's path)
+/// lists them.
+pub async fn installed(espeak: &Path, cancel: &CancellationToken) -> Result<Vec<Voice>, ToolError> {
+    let mut all = Vec::new();
+    for (arg, variant) in [("--voices", false), ("--voices=variant", true)] {
+        let out = process::run(
+            Command::new(espeak).arg(arg),
+            None,
+            cancel,
+            "espeak-ng --voices",
+        )
+        .await?;
+        all.extend(parse_voices(&String::from_utf8_lossy(&out.stdout), variant));
+    }
+    Ok(all)
+}
+
 /// Parses `espeak-ng --voices` (and `--voices=variant`) output.
-pub(super) fn parse_voices(listing: &str, variant: bool) -> Vec<Voice> {
+pub fn parse_voices(listing: &str, variant: bool) -> Vec<Voice> {
     listing
         .lines()
         .skip(1)
@@ -50,7 +74,7 @@ pub(super) fn parse_voices(listing: &str, variant: bool) -> Vec<Voice> {
 /// The espeak voice a request asked for, if it exists: a language code
 /// (`en-us`), a voice name (`English_(America)`) or file (`gmw/en-US`),
 /// optionally with `+variant`.
-pub(super) fn find_voice(voices: &[Voice], wanted: &str) -> Option<String> {
+pub fn find_voice(voices: &[Voice], wanted: &str) -> Option<String> {
     let (base, variant) = match wanted.split_once('+') {
         Some((b, v)) => (b, Some(v)),
         None => (wanted, None),
@@ -108,7 +132,7 @@ const LANGUAGE_NAMES: &[(&str, &str)] = &[
 ];
 
 /// The best voice for a language code or name (`es`, `Spanish`).
-pub(super) fn by_language(voices: &[Voice], language: &str) -> Option<String> {
+pub fn by_language(voices: &[Voice], language: &str) -> Option<String> {
     let lang = language.trim().to_ascii_lowercase();
     if lang.is_empty() {
         return None;
