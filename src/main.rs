@@ -1,15 +1,46 @@
-//! The `reelay` binary: configuration, logging, then serve.
+//! The `reelay` binary: the server (plain `reelay`, or `reelay serve`), or
+//! one of the terminal client's commands (see [`reelay::cli`]).
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Parser;
+use reelay::cli::{Cli, Command, EXIT_ERROR};
 use reelay::pipeline::media::{self, MediaEnv};
 use reelay::{Config, Reelay};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() {
-    let config = Config::from_env();
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Help and version are answers, not errors.
+            return if err.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: could not start the runtime: {err}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match cli.command {
+        None => runtime.block_on(serve(cli.serve)),
+        Some(Command::Serve(config)) => runtime.block_on(serve(*config)),
+        Some(command) => runtime.block_on(reelay::cli::run(command)),
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+async fn serve(config: Config) -> ExitCode {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
@@ -19,8 +50,9 @@ async fn main() {
     // Errors are for people: one line, no backtrace.
     if let Err(err) = run(config).await {
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

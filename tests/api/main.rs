@@ -5,6 +5,7 @@ mod stages;
 
 mod backpressure;
 mod cancel;
+mod cli;
 mod concurrency;
 mod connections;
 mod crash;
