@@ -4,6 +4,7 @@ mod helpers;
 mod stages;
 
 mod backpressure;
+mod browser;
 mod cancel;
 mod cli;
 mod concurrency;
