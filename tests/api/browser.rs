@@ -377,3 +377,119 @@ async fn client_topic_error(page: &Client) {
     .await;
     assert!(message.as_str().unwrap().contains("500"), "{message}");
 }
+
+#[tokio::test]
+async fn the_dashboard_asks_for_a_key_and_rides_out_a_server_restart() {
+    require_media_tools();
+    require_browser();
+    let dir = tempfile::tempdir().unwrap();
+    // One port for both lives of the server; the defaults a user gets
+    // (relative folders in the working directory), with keys on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        Binary::start_with(dir.path(), |cmd| {
+            cmd.env("BIND_ADDR", format!("127.0.0.1:{port}"))
+                .env("API_KEYS", "k1");
+        })
+    };
+    let server = start();
+    let driver = start_driver().await;
+    let page = browser(&driver, 1280, 1000).await;
+    page.goto(&server.api.url("/")).await.unwrap();
+    until(
+        &page,
+        "the page asks for a key",
+        "const k = document.getElementById('api-key'); return k && k.offsetParent !== null;",
+    )
+    .await;
+    page.find(Locator::Id("api-key"))
+        .await
+        .unwrap()
+        .send_keys("k1")
+        .await
+        .unwrap();
+    page.find(Locator::Id("save-key"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &page,
+        "the voices load with the key",
+        "return document.querySelector('#voice option[value=\"en-us\"]') !== null",
+    )
+    .await;
+    until(
+        &page,
+        "the event stream is live",
+        "return document.getElementById('connection').dataset.state === 'live'",
+    )
+    .await;
+
+    let id = submit_script(&page, &SCRIPT.repeat(12)).await;
+    until(
+        &page,
+        "the log fills",
+        "return document.querySelectorAll('#log .log-line').length > 8",
+    )
+    .await;
+    server.kill();
+    until(
+        &page,
+        "the page notices",
+        "return document.getElementById('connection').dataset.state === 'reconnecting'",
+    )
+    .await;
+    let server = start();
+    until(
+        &page,
+        "the page is live again",
+        "return document.getElementById('connection').dataset.state === 'live'",
+    )
+    .await;
+    until(&page, "the job completes after the restart", "const s = document.getElementById('job-status'); return s && s.dataset.status === 'completed';").await;
+    let events: Vec<Value> = {
+        let client = reqwest::Client::new();
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page: Value = client
+                .get(
+                    server
+                        .api
+                        .url(&format!("/api/jobs/{id}/events?after={after}&limit=1000")),
+                )
+                .bearer_auth("k1")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let events = page["events"].as_array().unwrap().clone();
+            let Some(last) = events.last() else { break all };
+            after = last["id"].as_i64().unwrap();
+            all.extend(events);
+        }
+    };
+    assert!(
+        events.iter().any(|e| e["kind"] == "requeued"),
+        "the run was interrupted"
+    );
+    let shown = until(&page, "the log catches up", &format!(
+        "const ids = [...document.querySelectorAll('#log .log-line')].map(l => Number(l.dataset.eventId)); \
+         return ids.length >= {} && ids;", events.len())).await;
+    let expected: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(
+        shown.as_array().unwrap(),
+        &expected,
+        "every line once, in order"
+    );
+    screenshot(&page, "dashboard-after-restart.png").await;
+    page.close().await.unwrap();
+}
