@@ -260,3 +260,25 @@ async fn ctrl_c_stops_watching_and_cancels_the_job_only_when_asked() {
         .wait_job(&id, LONG, |j| j["state"] == "cancelled")
         .await;
 }
+
+#[tokio::test]
+async fn the_key_comes_from_the_flag_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Binary::start_with(dir.path(), |cmd| {
+        cmd.env("API_KEYS", "k1");
+    });
+    let out = run(&server, &["jobs"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("--api-key"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&server, &["jobs", "--api-key", "k1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("ID"));
+    let mut with_env = reelay(&server, &["jobs", "--json"]);
+    with_env.env("REELAY_API_KEY", "k1");
+    let out = with_env.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
