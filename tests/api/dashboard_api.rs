@@ -92,9 +92,11 @@ async fn the_list_filters_by_state_and_refuses_unknown_ones() {
     let (_, none) = server.get("/api/v1/jobs?status=processing").await;
     assert_eq!(none["total"], 0);
     assert_eq!(none["jobs"], json!([]));
-    let (status, body) = server.get("/api/v1/jobs?status=sleeping").await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["success"], false);
+    for bad in ["sleeping", "", "failed,", "failed, cancelled"] {
+        let (status, body) = server.get(&format!("/api/v1/jobs?status={bad}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(body["success"], false);
+    }
 }
 
 #[tokio::test]

@@ -214,15 +214,21 @@ pub struct ListQuery {
     pub page_size: Option<String>,
     /// Only jobs in these states, comma-separated: `queued`,
     /// `processing`, `completed`, `failed`, `cancelled`. Default: all.
+    #[param(
+        pattern = r"^(queued|processing|running|completed|failed|cancelled)(,(queued|processing|running|completed|failed|cancelled))*$"
+    )]
     pub status: Option<String>,
 }
 
-/// The states a list's `status` names; empty for every state.
+/// The states a list's `status` names (empty for every state when it is
+/// absent); `None` when it names anything else.
 pub fn wanted_states(status: Option<&str>) -> Option<Vec<JobState>> {
     let mut states = Vec::new();
-    for word in status.unwrap_or("").split(',').map(str::trim) {
+    let Some(status) = status else {
+        return Some(states);
+    };
+    for word in status.split(',') {
         let state = match word {
-            "" => continue,
             "processing" | "running" => JobState::Running,
             "queued" => JobState::Queued,
             "completed" => JobState::Completed,
