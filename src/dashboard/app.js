@@ -700,22 +700,44 @@ function renderStages(stages) {
   while (list.children.length > stages.length) list.lastElementChild.remove();
 }
 
+// Progress events carry the stage's own fraction (`stage_progress`): the
+// running stage's bar shows it; a stage that starts (again) begins at zero.
+function noteStageProgress(job, event) {
+  if (!event.stage) return;
+  job.stageProgress = job.stageProgress || {};
+  const fraction = event.payload && event.payload.stage_progress;
+  if (event.kind === "start") delete job.stageProgress[event.stage];
+  else if (event.type === "progress" && typeof fraction === "number") {
+    job.stageProgress[event.stage] = Math.round(fraction * 100);
+  } else return;
+  const li = document.querySelector(`#stages .stage[data-stage="${CSS.escape(event.stage)}"]`);
+  if (li && li.dataset.status === "running") fillStageBar(li, "running", null, event.stage);
+}
+
 function fillStage(li, stage) {
   const status = stage.status || "pending";
   li.dataset.status = status;
   li.querySelector(".stage-status").textContent = status;
-
-  // Done/skipped full, pending empty, running indeterminate (no value).
-  const bar = li.querySelector("progress");
-  if (status === "running") bar.removeAttribute("value");
-  else if (status === "done" || status === "skipped") bar.value = 100;
-  else if (status === "error") bar.value = clampPercent(stage.progress_percent);
-  else bar.value = 0;
+  fillStageBar(li, status, stage.progress_percent, stage.name);
 
   li.querySelector(".stage-duration").textContent = fmtSeconds(stage.duration_seconds) || "";
   const detail = li.querySelector(".stage-detail");
   detail.textContent = stage.detail || "";
   detail.hidden = !stage.detail;
+}
+
+// Done/skipped full, pending empty, running at its last reported fraction
+// (indeterminate, with no value, until one arrives).
+function fillStageBar(li, status, percent, name) {
+  const bar = li.querySelector("progress");
+  const known = state.job && state.job.stageProgress && state.job.stageProgress[name];
+  if (status === "running") {
+    if (typeof known === "number") bar.value = known;
+    else bar.removeAttribute("value");
+  }
+  else if (status === "done" || status === "skipped") bar.value = 100;
+  else if (status === "error") bar.value = clampPercent(percent);
+  else bar.value = 0;
 }
 
 async function cancelJob() {
@@ -874,6 +896,7 @@ function onJobEvent(job, message) {
   }
 
   appendLogLine(event);
+  noteStageProgress(job, event);
   if (event.type === "progress" || REFRESH_KINDS.has(event.kind)) scheduleJobRefresh(job.id);
   if (TERMINAL_KINDS.has(event.kind)) {
     job.streamDone = true;

@@ -259,6 +259,8 @@ async fn the_dashboard_submits_follows_plays_cancels_fails_and_catches_up() {
     .await;
     let second = submit_script(&page, &SCRIPT.repeat(12)).await;
     until(&page, "the job runs", "const s = document.getElementById('job-status'); return s && s.dataset.status === 'processing';").await;
+    // The running stage's bar shows the stage's own fraction.
+    until(&page, "a running stage shows how far it is", "const b = document.querySelector('#stages .stage[data-status=\"running\"] progress'); return b && b.hasAttribute('value') && b.value > 0;").await;
     page.find(Locator::Id("cancel-job"))
         .await
         .unwrap()
