@@ -59,10 +59,7 @@ fn config_in(dir: &std::path::Path) -> Config {
 /// Serves `reelay`'s engine at `addr` through a router with request
 /// metrics or without, until the process ends; returns the address.
 async fn serve_copy(reelay: &Reelay, addr: &str, metrics: bool) -> String {
-    let mut state = reelay.state().clone();
-    let mut config = (*state.config).clone();
-    config.metrics_enabled = metrics;
-    state.config = Arc::new(config);
+    let state = state_with_metrics(reelay, metrics);
     let listener = TcpListener::bind(addr).await.expect("bind");
     let bound = listener.local_addr().expect("addr").to_string();
     let settings = reelay::serve::Settings {
@@ -78,6 +75,45 @@ async fn serve_copy(reelay: &Reelay, addr: &str, metrics: bool) -> String {
         std::future::pending(),
     ));
     bound
+}
+
+/// `reelay`'s state, with request metrics on or off in its configuration.
+fn state_with_metrics(reelay: &Reelay, metrics: bool) -> reelay::AppState {
+    let mut state = reelay.state().clone();
+    let mut config = (*state.config).clone();
+    config.metrics_enabled = metrics;
+    state.config = Arc::new(config);
+    state
+}
+
+/// A server whose jobs write 996 events in their first stage, then idle.
+async fn bursting(config: Config) -> Reelay {
+    Reelay::start(
+        config,
+        Pipeline::new(vec![Arc::new(Burst(996)), Arc::new(Idle)]),
+    )
+    .await
+    .expect("start")
+}
+
+/// Submits a job to a [`bursting`] server and waits until its burst is
+/// committed; returns its id.
+async fn burst_job(reelay: &Reelay, subject: &str) -> Uuid {
+    let id = submit(reelay, topic(subject)).await;
+    wait_for(reelay, id, |j| {
+        j.current_stage.as_deref() == Some("director")
+    })
+    .await;
+    id
+}
+
+/// Every event of `job` so far.
+async fn log_of(reelay: &Reelay, job: Uuid) -> Vec<Arc<reelay::model::Event>> {
+    engine(reelay)
+        .events(job, 0, 10_000, None)
+        .await
+        .expect("events")
+        .unwrap_or_default()
 }
 
 /// Emits `count` events as fast as the store takes them.
@@ -227,35 +263,12 @@ async fn fixture(addr: &str, pair: Option<(&str, &str)>) {
     if pair.is_some() {
         config.metrics_enabled = true;
     }
-    let reelay = Reelay::start(
-        config,
-        Pipeline::new(vec![Arc::new(Burst(996)), Arc::new(Idle)]),
-    )
-    .await
-    .expect("start");
+    let reelay = bursting(config).await;
     // A job whose log holds 1,000 events once its first stage is done.
-    let poll_job = submit(&reelay, topic("polling")).await;
-    wait_for(&reelay, poll_job, |j| {
-        j.current_stage.as_deref() == Some("director")
-    })
-    .await;
-    let live_job = submit(&reelay, topic("live")).await;
-    wait_for(&reelay, live_job, |j| {
-        j.current_stage.as_deref() == Some("director")
-    })
-    .await;
-    let live_last = engine(&reelay)
-        .events(live_job, 0, 10_000, None)
-        .await
-        .expect("events")
-        .unwrap_or_default()
-        .last()
-        .map_or(0, |e| e.id);
-    let events = engine(&reelay)
-        .events(poll_job, 0, 10_000, None)
-        .await
-        .expect("events")
-        .unwrap_or_default();
+    let poll_job = burst_job(&reelay, "polling").await;
+    let live_job = burst_job(&reelay, "live").await;
+    let live_last = log_of(&reelay, live_job).await.last().map_or(0, |e| e.id);
+    let events = log_of(&reelay, poll_job).await;
     let router = reelay.router().merge(
         Router::new()
             .route("/bench/publish", post(publish))

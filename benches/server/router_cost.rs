@@ -9,48 +9,26 @@
 //! is the median time per request of each, and their ratio. Run it pinned
 //! to one core (`benches/run.sh metrics` does).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use reelay::Reelay;
-use reelay::pipeline::Pipeline;
 use tower::ServiceExt;
 
-use super::{Burst, Idle, config_in, engine, submit, topic, wait_for};
+use super::{burst_job, bursting, config_in, log_of, state_with_metrics};
 
 pub async fn run(blocks: usize, per_block: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = config_in(dir.path());
     config.metrics_enabled = true;
-    let reelay = Reelay::start(
-        config,
-        Pipeline::new(vec![Arc::new(Burst(996)), Arc::new(Idle)]),
-    )
-    .await
-    .expect("start");
-    let job = submit(&reelay, topic("polling")).await;
-    wait_for(&reelay, job, |j| {
-        j.current_stage.as_deref() == Some("director")
-    })
-    .await;
-    let last = engine(&reelay)
-        .events(job, 0, 10_000, None)
-        .await
-        .expect("events")
-        .unwrap_or_default()
-        .last()
-        .map_or(0, |e| e.id);
+    let reelay = bursting(config).await;
+    let job = burst_job(&reelay, "polling").await;
+    let last = log_of(&reelay, job).await.last().map_or(0, |e| e.id);
     let uri = format!("/api/jobs/{job}/events?after={}", last - 10);
 
-    let with = reelay.router();
-    let mut state = reelay.state().clone();
-    let mut plain = (*state.config).clone();
-    plain.metrics_enabled = false;
-    state.config = Arc::new(plain);
-    let without = reelay::app(state);
+    let with = reelay::app(state_with_metrics(&reelay, true));
+    let without = reelay::app(state_with_metrics(&reelay, false));
 
     // Warm both: caches, allocator, metric handles.
     block(&with, &uri, per_block).await;

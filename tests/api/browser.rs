@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::helpers::{Binary, require_media_tools};
+use crate::helpers::{Binary, free_port, require_media_tools};
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -43,11 +43,7 @@ fn require_browser() {
 }
 
 async fn start_driver() -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -387,11 +383,7 @@ async fn the_dashboard_asks_for_a_key_and_rides_out_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     // One port for both lives of the server; the defaults a user gets
     // (relative folders in the working directory), with keys on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let start = || {
         Binary::start_with(dir.path(), |cmd| {
             cmd.env("BIND_ADDR", format!("127.0.0.1:{port}"))
@@ -455,30 +447,7 @@ async fn the_dashboard_asks_for_a_key_and_rides_out_a_server_restart() {
     )
     .await;
     until(&page, "the job completes after the restart", "const s = document.getElementById('job-status'); return s && s.dataset.status === 'completed';").await;
-    let events: Vec<Value> = {
-        let client = reqwest::Client::new();
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let page: Value = client
-                .get(
-                    server
-                        .api
-                        .url(&format!("/api/jobs/{id}/events?after={after}&limit=1000")),
-                )
-                .bearer_auth("k1")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let events = page["events"].as_array().unwrap().clone();
-            let Some(last) = events.last() else { break all };
-            after = last["id"].as_i64().unwrap();
-            all.extend(events);
-        }
-    };
+    let events = server.api.with_key("k1").all_events(&id).await;
     assert!(
         events.iter().any(|e| e["kind"] == "requeued"),
         "the run was interrupted"

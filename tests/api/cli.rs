@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{Binary, require_media_tools};
+use crate::helpers::{Binary, free_port, require_media_tools};
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -183,11 +183,7 @@ async fn watch_resumes_across_a_server_restart_with_no_missing_or_repeated_line(
     require_media_tools();
     let dir = tempfile::tempdir().unwrap();
     // One port for both lives of the server, so the client finds it again.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let start = || {
         Binary::start_with(dir.path(), |cmd| {
             cmd.env("BIND_ADDR", format!("127.0.0.1:{port}"));

@@ -38,6 +38,20 @@ impl Api {
         }
     }
 
+    /// The same server, every request carrying `key` as its bearer token.
+    pub fn with_key(&self, key: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {key}").parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Api {
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -445,4 +459,13 @@ pub async fn spawn_stoppable(router: Router) -> (SocketAddr, tokio::task::JoinHa
         let _ = axum::serve(listener, router).await;
     });
     (addr, handle)
+}
+
+/// A port free a moment ago, for a server that must come back on the same
+/// one after a restart.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
