@@ -61,6 +61,7 @@ pub fn snake_case_name(field: Field) -> &'static str {
         Field::SubtitlesPosition => "subtitles_position",
         Field::Color => "color",
         Field::UseMusic => "use_music",
+        Field::Motion => "motion",
         Field::Threads => "threads",
         Field::Aspect => "aspect_ratio",
         Field::Width => "width",

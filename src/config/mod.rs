@@ -214,6 +214,12 @@ pub struct Config {
     #[arg(long, env = "TTS_BASE_URL", default_value = "")]
     pub tts_base_url: String,
 
+    /// Path of the speech endpoint under `TTS_BASE_URL`. One that answers
+    /// JSON with base64 audio and word timestamps (Kokoro's
+    /// `dev/captioned_speech`) gives captions the API's own word times.
+    #[arg(long, env = "TTS_SPEECH_PATH", default_value = "audio/speech")]
+    pub tts_speech_path: String,
+
     /// Model name sent to the speech API.
     #[arg(long, env = "TTS_MODEL", default_value = "tts-1")]
     pub tts_model: String,

@@ -237,6 +237,20 @@ pub struct SceneTiming {
     pub duration: f64,
     /// What is spoken.
     pub text: String,
+    /// When each word is spoken, in seconds from the start of the video.
+    pub words: Vec<WordTiming>,
+}
+
+/// One spoken word of the narration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WordTiming {
+    /// The word as written in the narration.
+    pub word: String,
+    /// When it starts, seconds from the start of the video.
+    pub start: f64,
+    /// When the next word starts, or the speech ends.
+    pub end: f64,
 }
 
 /// tts: the narration's timeline.
@@ -251,6 +265,9 @@ pub struct NarrationTimeline {
     pub loudness: Option<f64>,
     /// The gain the render applies to reach the target loudness.
     pub gain_db: f64,
+    /// Where the word times come from: `espeak-ng`, `speech-api` or
+    /// `syllables` (the audio's pauses and a syllable count).
+    pub word_source: String,
     /// Each scene, in order.
     pub scenes: Vec<SceneTiming>,
 }
@@ -280,6 +297,15 @@ pub struct ReviewMeasurements {
     pub integrated_loudness: Option<f64>,
     /// Loudness range, LU.
     pub loudness_range: Option<f64>,
+    /// True peak, dBTP.
+    pub true_peak: Option<f64>,
+    /// The frame's safe area, `[left, top, right, bottom]` in pixels.
+    pub safe_area: Option<[f64; 4]>,
+    /// The zone captions keep to, `[left, top, right, bottom]` in pixels.
+    pub caption_zone: Option<[f64; 4]>,
+    /// Whether every caption page and key line lies in the safe area and
+    /// key lines stay out of the caption zone.
+    pub captions_in_safe_area: bool,
 }
 
 /// critic: a score out of 10, every point of it explained.

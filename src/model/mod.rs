@@ -22,7 +22,7 @@ pub use kind::EventKind;
 pub use media::{
     Asset, AssetSource, CostBreakdown, CostEstimate, CostEstimateEvent, LlmCost, MusicFile,
     MusicResolved, MusicTrack, NarrationTimeline, Plan, PlannedScene, Research, Review,
-    ReviewMeasurements, SceneTiming, ScoreEvent, ServiceCost, VideoMeta, VisualType,
+    ReviewMeasurements, SceneTiming, ScoreEvent, ServiceCost, VideoMeta, VisualType, WordTiming,
 };
 pub use payload::{Payload, Progress, StageCompleted, StageFailed, StageSkipped, StageStarted};
 pub use request::{Field, Invalid, JobRequest, Problem, aspect, limits, non_blank};

@@ -74,6 +74,10 @@ pub struct JobRequest {
     pub color: Option<String>,
     /// Mix a music track from the library under the narration.
     pub use_music: bool,
+    /// Stills drift and zoom and scenes cross-fade; `false` renders still
+    /// scenes, the fastest render. Unset means on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motion: Option<bool>,
     /// ffmpeg threads for the render.
     pub threads: Option<u32>,
     /// Output frame shape.
@@ -118,6 +122,8 @@ pub enum Field {
     Color,
     /// Music on or off.
     UseMusic,
+    /// Motion on or off.
+    Motion,
     /// ffmpeg threads.
     Threads,
     /// Frame shape.
@@ -186,7 +192,7 @@ impl Invalid {
             Field::Threads => range(&limits::THREADS),
             Field::Width | Field::Height => range(&limits::FRAME_SIDE),
             Field::Script => Problem::TooLong(limits::SCRIPT_CHARS),
-            Field::UseMusic => Problem::Flag,
+            Field::UseMusic | Field::Motion => Problem::Flag,
             Field::Aspect => Problem::Aspect,
             Field::SubtitlesPosition => Problem::Position,
             Field::Color => Problem::Color,

@@ -4,6 +4,7 @@
 //! once, [`probe`] reads what ffprobe and ffmpeg's analysis filters say,
 //! and [`llm`] talks to the LLM. Nothing here knows about jobs.
 
+pub mod espeak;
 pub mod llm;
 pub mod probe;
 pub mod process;

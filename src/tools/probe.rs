@@ -53,6 +53,41 @@ pub fn parse_loudness(log: &str) -> Loudness {
     out
 }
 
+/// Stretches that `silencedetect` reported, start and end in seconds; one
+/// still open at the end of the log closes at `duration`.
+pub fn parse_silences(log: &str, duration: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut open = None;
+    for line in log.lines() {
+        if line.contains("silence_start:") {
+            open = number_after(line, "silence_start:");
+        } else if line.contains("silence_end:")
+            && let (Some(a), Some(b)) = (open.take(), number_after(line, "silence_end:"))
+        {
+            out.push((a.max(0.0), b));
+        }
+    }
+    if let Some(a) = open
+        && duration.is_finite()
+    {
+        out.push((a.max(0.0), duration));
+    }
+    out
+}
+
+/// Stretches that `blackdetect` reported, start and end in seconds.
+pub fn parse_blacks(log: &str) -> Vec<(f64, f64)> {
+    log.lines()
+        .filter(|line| line.contains("black_start:"))
+        .filter_map(|line| {
+            Some((
+                number_after(line, "black_start:")?,
+                number_after(line, "black_end:")?,
+            ))
+        })
+        .collect()
+}
+
 /// What ffprobe says about a media file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Probe {

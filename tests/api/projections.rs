@@ -93,12 +93,14 @@ impl Stage for Shaped {
                     end: start + 1.5,
                     duration: 1.5,
                     text: plan().scenes[index].narration.clone(),
+                    words: Vec::new(),
                 };
                 let timeline = NarrationTimeline {
                     total_duration: 3.3,
                     voice: "en-us".into(),
                     loudness: Some(-20.0),
                     gain_db: 4.0,
+                    word_source: "espeak-ng".into(),
                     scenes: vec![timing(0, 0.0), timing(1, 1.8)],
                 };
                 ctx.emit(say("Narration ready"), &timeline).await?;

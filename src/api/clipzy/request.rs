@@ -35,6 +35,9 @@ pub struct CreateJob {
     pub subtitle_color: Option<String>,
     /// Mix a track from the music library under the narration.
     pub use_music: bool,
+    /// Stills drift and zoom and scenes cross-fade (default); `false`
+    /// renders still scenes, the fastest render.
+    pub motion: Option<bool>,
     /// `9:16` (default), `16:9` or `1:1`.
     pub aspect_ratio: Option<String>,
     /// Exact frame width, 64 to 3840 and even; needs `height`.
@@ -101,6 +104,7 @@ impl CreateJob {
             subtitles_position: self.subtitles_position,
             color: self.subtitle_color,
             use_music: self.use_music,
+            motion: self.motion,
             threads: self.threads,
             aspect,
             width: self.width,

@@ -38,6 +38,7 @@ fn field_name(field: Field) -> &'static str {
         Field::SubtitlesPosition => "subtitlesPosition",
         Field::Color => "color",
         Field::UseMusic => "useMusic",
+        Field::Motion => "motion",
         Field::Threads => "threads",
         Field::Aspect => "aspectRatio",
         Field::Width => "width",

@@ -38,6 +38,9 @@ pub struct GenerateBody {
     use_music: Option<Loose>,
     /// ffmpeg threads for the render, 1 to 64.
     threads: Option<Loose>,
+    /// Stills drift and zoom and scenes cross-fade (default); `false`
+    /// renders still scenes.
+    motion: Option<Loose>,
     /// `9:16` (default), `16:9` or `1:1`.
     aspect_ratio: Option<String>,
     /// Exact frame width (even, 64 to 3840); needs `height`.
@@ -73,6 +76,11 @@ impl GenerateBody {
                 None => false,
             },
             threads: number(&self.threads, Field::Threads)?,
+            motion: self
+                .motion
+                .as_ref()
+                .map(|flag| flag.as_bool(Field::Motion))
+                .transpose()?,
             aspect,
             width: number(&self.width, Field::Width)?,
             height: number(&self.height, Field::Height)?,

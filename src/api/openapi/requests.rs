@@ -68,6 +68,7 @@ pub fn refine(doc: &mut Value, config: &Config) -> Vec<String> {
         ("width", loose_whole(limits::FRAME_SIDE, true)),
         ("height", loose_whole(limits::FRAME_SIDE, true)),
         ("useMusic", loose_flag()),
+        ("motion", loose_flag()),
         ("aspectRatio", words(patterns::one_of(&aspects))),
         ("color", words(patterns::color(limits::COLOR_NAMES))),
         (

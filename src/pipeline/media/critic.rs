@@ -1,32 +1,32 @@
-//! critic: measures the rendered video and scores it out of 10.
+//! critic: scores the rendered video out of 10 from what the render
+//! measured.
 //!
-//! One ffmpeg pass decodes the output through `blackdetect`, `silencedetect`
-//! and `ebur128`; ffprobe gives the streams and duration. Every strength and
-//! weakness in the review quotes one of these measurements.
+//! The render split its finished picture and sound into `blackdetect`,
+//! `silencedetect` and `ebur128` in the same ffmpeg process (see
+//! assembly), and ffprobe read the file's streams and duration; the critic
+//! reads those reports and the caption layout, so it decodes nothing. Every
+//! strength and weakness in the review quotes one of these measurements.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::process::Command;
 
-use super::{MediaEnv, Narration, Rendered};
+use super::assembly::{MIN_BLACK, MIN_SILENCE};
+use super::layout::Rect;
+use super::{CaptionLayout, MediaEnv, Narration, Rendered};
 use crate::model::{Review, ReviewMeasurements};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
-use crate::tools::probe::{self, Probe, number_after, parse_loudness};
-use crate::tools::{Tool, process};
+use crate::tools::probe::{Probe, parse_blacks, parse_loudness, parse_silences};
 
 /// The critic stage.
 pub struct Critic(pub Arc<MediaEnv>);
 
-/// Black or silent stretches shorter than this are not reported.
-const MIN_BLACK: f64 = 1.0;
-const MIN_SILENCE: f64 = 1.5;
 /// Loudness range that suits short social video, in LUFS.
 const LOUDNESS: (f64, f64) = (-20.0, -10.0);
 /// How far the video may run from the narration, in seconds.
 const DURATION_TOLERANCE: f64 = 0.5;
 
-/// What the analysis pass measured.
+/// What the analysis filters measured.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Measurements {
     /// Black stretches, start and end in seconds.
@@ -37,36 +37,20 @@ pub struct Measurements {
     pub loudness: Option<f64>,
     /// Loudness range, LU.
     pub loudness_range: Option<f64>,
+    /// True peak, dBTP.
+    pub true_peak: Option<f64>,
 }
 
 /// Reads the filters' reports from ffmpeg's log.
 pub fn parse_analysis(log: &str, duration: f64) -> Measurements {
-    let mut m = Measurements::default();
-    let mut silence_start = None;
-    for line in log.lines() {
-        if line.contains("black_start:") {
-            if let (Some(a), Some(b)) = (
-                number_after(line, "black_start:"),
-                number_after(line, "black_end:"),
-            ) {
-                m.black.push((a, b));
-            }
-        } else if line.contains("silence_start:") {
-            silence_start = number_after(line, "silence_start:");
-        } else if line.contains("silence_end:")
-            && let (Some(a), Some(b)) = (silence_start.take(), number_after(line, "silence_end:"))
-        {
-            m.silence.push((a.max(0.0), b));
-        }
-    }
     let loudness = parse_loudness(log);
-    m.loudness = loudness.integrated;
-    m.loudness_range = loudness.range;
-    // Silence still open at the end of the file.
-    if let Some(a) = silence_start {
-        m.silence.push((a.max(0.0), duration));
+    Measurements {
+        black: parse_blacks(log),
+        silence: parse_silences(log, duration),
+        loudness: loudness.integrated,
+        loudness_range: loudness.range,
+        true_peak: loudness.peak,
     }
-    m
 }
 
 /// Judges stretches (black or silent) of at least `min` seconds: a
@@ -95,7 +79,13 @@ fn stretches(
 }
 
 /// Scores measurements against the narration and the requested frame.
-pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)) -> Review {
+pub fn review(
+    probe: &Probe,
+    m: &Measurements,
+    narration: f64,
+    frame: (u32, u32),
+    layout: &CaptionLayout,
+) -> Review {
     let mut score: f64 = 10.0;
     let mut strengths = Vec::new();
     let mut weaknesses = Vec::new();
@@ -174,6 +164,14 @@ pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)
             None => weaknesses.push("Loudness could not be measured.".to_string()),
         }
     }
+    let placed = text_placement(layout);
+    match &placed {
+        Ok(said) => strengths.push(said.clone()),
+        Err(said) => {
+            score -= 1.0;
+            weaknesses.push(said.clone());
+        }
+    }
     Review {
         score: (score.clamp(0.0, 10.0) * 10.0).round() / 10.0,
         strengths,
@@ -189,8 +187,44 @@ pub fn review(probe: &Probe, m: &Measurements, narration: f64, frame: (u32, u32)
             silent_stretches: m.silence.clone(),
             integrated_loudness: m.loudness,
             loudness_range: m.loudness_range,
+            true_peak: m.true_peak,
+            safe_area: Some(corners(&layout.safe)),
+            caption_zone: Some(corners(&layout.zone)),
+            captions_in_safe_area: placed.is_ok(),
         },
     }
+}
+
+fn corners(r: &Rect) -> [f64; 4] {
+    [r.x0, r.y0, r.x1, r.y1].map(|v| v.round())
+}
+
+/// Whether the caption zone, every caption page and every key line lie in
+/// the safe area, and key lines stay out of the caption zone.
+fn text_placement(layout: &CaptionLayout) -> Result<String, String> {
+    let safe = &layout.safe;
+    if !safe.contains(&layout.zone) {
+        return Err("The caption zone reaches outside the safe area.".into());
+    }
+    let outside = layout
+        .pages
+        .iter()
+        .chain(&layout.key_lines)
+        .filter(|b| !safe.contains(b))
+        .count();
+    if outside > 0 {
+        return Err(format!(
+            "{outside} caption or key line box(es) reach outside the safe area."
+        ));
+    }
+    if layout.key_lines.iter().any(|k| k.overlaps(&layout.zone)) {
+        return Err("A key line overlaps the caption zone.".into());
+    }
+    Ok(format!(
+        "All {} caption pages and {} key lines sit inside the safe area, apart.",
+        layout.pages.len(),
+        layout.key_lines.len()
+    ))
 }
 
 #[async_trait]
@@ -202,10 +236,10 @@ impl Stage for Critic {
     async fn run(&self, ctx: &mut StageContext) -> StageResult {
         let env = self.0.clone();
         let missing = || StageError::failed("There is no rendered video to check.");
-        let file = ctx
+        let rendered = ctx
             .scratch()
             .get::<Rendered>()
-            .map(|r| r.file.clone())
+            .cloned()
             .ok_or_else(missing)?;
         let narration = ctx
             .scratch()
@@ -213,23 +247,10 @@ impl Stage for Critic {
             .map(|n| n.total)
             .ok_or_else(missing)?;
         ctx.info("Checking the rendered video").await?;
-        let probe = probe::probe(&env.tools, &file, ctx.token()).await?;
-        let ffmpeg = env.tools.path(Tool::Ffmpeg)?;
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(["-hide_banner", "-nostats", "-nostdin", "-i"])
-            .arg(&file)
-            .args(["-vf", &format!("blackdetect=d={MIN_BLACK}:pix_th=0.10")]);
-        if probe.has_audio {
-            cmd.args([
-                "-af",
-                &format!("silencedetect=n=-50dB:d={MIN_SILENCE},ebur128=framelog=verbose"),
-            ]);
-        }
-        cmd.args(["-f", "null", "-"]);
-        let out = process::run(&mut cmd, None, ctx.token(), "ffmpeg (quality check)").await?;
-        let m = parse_analysis(&out.stderr, probe.duration);
+        let probe = &rendered.probe;
+        let m = parse_analysis(&rendered.log, probe.duration);
         let frame = env.frame(ctx.request());
-        let review = review(&probe, &m, narration, frame);
+        let review = review(probe, &m, narration, frame, &rendered.layout);
         let path = ctx.work_dir().join("review.json");
         tokio::fs::write(
             &path,
@@ -259,6 +280,9 @@ mod tests {
 
   Loudness range:
     LRA:         3.2 LU
+
+  True peak:
+    Peak:       -1.4 dBFS
 ";
 
     #[test]
@@ -268,6 +292,7 @@ mod tests {
         assert_eq!(m.silence, [(4.2, 6.3)]);
         assert_eq!(m.loudness, Some(-16.4));
         assert_eq!(m.loudness_range, Some(3.2));
+        assert_eq!(m.true_peak, Some(-1.4));
     }
 
     #[test]
@@ -284,19 +309,55 @@ mod tests {
             has_audio: true,
             format: "mov,mp4,m4a,3gp,3g2,mj2".into(),
         };
+        let frame = (360, 640);
+        let zone = crate::pipeline::media::layout::caption_zone(frame, "bottom");
+        let layout = CaptionLayout {
+            safe: crate::pipeline::media::layout::safe_area(frame),
+            zone,
+            pages: vec![Rect {
+                x0: zone.x0 + 1.0,
+                y0: zone.y0 + 1.0,
+                x1: zone.x1 - 1.0,
+                y1: zone.y1 - 1.0,
+            }],
+            key_lines: Vec::new(),
+        };
         let good = review(
             &probe,
             &Measurements {
-                loudness: Some(-16.0),
+                loudness: Some(-14.0),
                 ..Default::default()
             },
             9.8,
-            (360, 640),
+            frame,
+            &layout,
         );
         assert_eq!(good.score, 10.0);
         assert!(good.weaknesses.is_empty());
-        let bad = review(&probe, &parse_analysis(LOG, 10.0), 12.0, (360, 640));
+        assert!(good.measurements.captions_in_safe_area);
+        let bad = review(&probe, &parse_analysis(LOG, 10.0), 12.0, frame, &layout);
         assert!(bad.score < 10.0);
         assert_eq!(bad.weaknesses.len(), 3, "{:?}", bad.weaknesses);
+        // A key line in the caption zone costs a point, and says so.
+        let clash = CaptionLayout {
+            key_lines: vec![layout.pages[0]],
+            ..layout
+        };
+        let clashed = review(
+            &probe,
+            &Measurements {
+                loudness: Some(-14.0),
+                ..Default::default()
+            },
+            9.8,
+            frame,
+            &clash,
+        );
+        assert_eq!(clashed.score, 9.0);
+        assert!(
+            clashed.weaknesses[0].contains("caption zone"),
+            "{:?}",
+            clashed.weaknesses
+        );
     }
 }

@@ -7,16 +7,19 @@
 //! | director | 10–20    | scene plan (narration, visual query, mood, key line) |
 //! | tts      | 20–50    | narration per scene, measured, then joined |
 //! | visuals  | 50–80    | footage per scene or a title card; music |
-//! | assembly | 80–95    | subtitles and the ffmpeg render |
-//! | critic   | 95–99    | measurements of the output and a score |
+//! | assembly | 80–95    | word-timed captions and the ffmpeg render, which also measures it |
+//! | critic   | 95–99    | a score from the render's measurements |
 //!
 //! Stages hand their results to later stages through the job's scratch
 //! space, and leave every artifact in the job's folder.
 
+mod ass;
 mod assembly;
+mod captions;
 mod critic;
 mod director;
 mod fonts;
+mod layout;
 mod research;
 mod text;
 mod tts;
@@ -137,6 +140,8 @@ pub struct SceneAudio {
     pub duration: f64,
     /// Time the scene stays on screen: the audio plus the pause after it.
     pub span: f64,
+    /// When each word is spoken, from the start of the video.
+    pub words: Vec<crate::model::WordTiming>,
 }
 
 /// The joined narration.
@@ -153,10 +158,11 @@ pub struct Narration {
     pub gain_db: f64,
 }
 
-/// Loudness the narration is brought to, LUFS.
-pub const TARGET_LUFS: f64 = -16.0;
-/// Highest sample peak after the gain, dBFS.
-pub const MAX_PEAK_DB: f64 = -1.0;
+/// Integrated loudness of the finished video, LUFS: where short-form
+/// platforms normalise to.
+pub const TARGET_LUFS: f64 = -14.0;
+/// Highest true peak of the finished video, dBTP.
+pub const MAX_TRUE_PEAK_DB: f64 = -1.0;
 
 /// What a scene shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +180,8 @@ pub struct SceneVisual {
     pub file: PathBuf,
     /// Still or clip.
     pub kind: VisualKind,
+    /// A generated title card, which shows the scene's key line.
+    pub title_card: bool,
 }
 
 /// The picked music track.
@@ -183,9 +191,28 @@ pub struct MusicPick {
     pub file: PathBuf,
 }
 
-/// The rendered file, for the critic.
+/// The rendered file, and what the render measured, for the critic.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     /// `output.mp4` in the job folder.
     pub file: PathBuf,
+    /// What ffprobe says of it.
+    pub probe: crate::tools::probe::Probe,
+    /// The render's log, with the analysis filters' reports.
+    pub log: String,
+    /// Where the captions and key lines were placed.
+    pub layout: CaptionLayout,
+}
+
+/// Where text went in the frame.
+#[derive(Debug, Clone, Default)]
+pub struct CaptionLayout {
+    /// The frame's safe area.
+    pub safe: layout::Rect,
+    /// The zone captions keep to.
+    pub zone: layout::Rect,
+    /// Each caption page's box.
+    pub pages: Vec<layout::Rect>,
+    /// Each key line's box.
+    pub key_lines: Vec<layout::Rect>,
 }

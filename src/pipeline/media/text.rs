@@ -1,5 +1,5 @@
 //! Text work of the pipeline: splitting a script into scenes, picking words
-//! to search footage with, guessing moods, and wrapping lines.
+//! to search footage with, and guessing moods.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -222,31 +222,6 @@ pub fn key_line(narration: &str, max_words: usize) -> String {
     }
 }
 
-/// Breaks `text` into lines of at most `width` characters (longer words
-/// stand alone).
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let needed = if line.is_empty() {
-            word.chars().count()
-        } else {
-            line.chars().count() + 1 + word.chars().count()
-        };
-        if needed > width && !line.is_empty() {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,10 +269,5 @@ mod tests {
             key_line("One two three four five six seven eight nine ten.", 5),
             "One two three four five…"
         );
-    }
-
-    #[test]
-    fn wrap_respects_width() {
-        assert_eq!(wrap("aaa bbb ccc", 7), ["aaa bbb", "ccc"]);
     }
 }

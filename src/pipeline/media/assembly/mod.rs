@@ -1,27 +1,32 @@
-//! assembly: [`subtitles`], then one ffmpeg render of the [`graph`] to an
-//! H.264/AAC MP4, with real progress from ffmpeg's `-progress`.
+//! assembly: word-timed [`captions`], then one ffmpeg render of the
+//! [`graph`] to an H.264/AAC MP4, with real progress from ffmpeg's
+//! `-progress`. The same process measures what it wrote, for the critic.
 
 mod graph;
-mod subtitles;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::process::Command;
 
-use super::fonts::ensure_font;
-use super::{FPS, MediaEnv, MusicPick, Narration, Rendered, SceneVisual};
+use super::ass;
+use super::captions::Look;
+use super::fonts::FONTS_DIR;
+use super::layout::{CARD_ZOOM, safe_area, zoomed};
+use super::visuals::load_font;
+use super::{CaptionLayout, FPS, MediaEnv, MusicPick, Narration, Rendered, SceneVisual};
 use crate::model::{Plan, VideoMeta, round3};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
 use crate::tools::{Tool, probe, process};
-use graph::{RenderPlan, RenderScene, SubtitleStyle, frame_of};
-use subtitles::Cue;
+use graph::{RenderPlan, RenderScene, frame_of};
+
+pub use graph::{MIN_BLACK, MIN_SILENCE};
 
 /// The assembly stage.
 pub struct Assembly(pub Arc<MediaEnv>);
 
-/// Words per subtitle cue.
-const WORDS_PER_CUE: usize = 4;
+/// The ASS script in the job folder.
+const CAPTIONS: &str = "captions.ass";
 
 #[async_trait]
 impl Stage for Assembly {
@@ -44,67 +49,90 @@ impl Stage for Assembly {
             .cloned()
             .ok_or_else(missing)?;
         let music = ctx.scratch().get::<MusicPick>().map(|m| m.file.clone());
-        if visuals.len() != narration.scenes.len() {
+        if visuals.len() != narration.scenes.len() || plan.scenes.len() != visuals.len() {
             return Err(missing());
         }
-        ensure_font(&env, ctx.work_dir()).await?;
-
         ctx.info("Generating subtitles").await?;
-        let cues: Vec<Cue> = plan
+        let font = load_font(&env, ctx).await?;
+        let request = ctx.request().clone();
+        let frame = env.frame(&request);
+        let position = request.subtitles_position.as_deref().unwrap_or("bottom");
+        let look = Look {
+            frame,
+            position,
+            highlight: request.color.as_deref().unwrap_or("yellow"),
+            font: &font,
+        };
+        let motion = request.motion.unwrap_or(true);
+        let words: Vec<&[_]> = narration
             .scenes
             .iter()
-            .zip(&narration.scenes)
-            .flat_map(|(scene, audio)| {
-                subtitles::cues(&scene.narration, audio.start, audio.duration, WORDS_PER_CUE)
+            .map(|a| a.words.as_slice())
+            .collect();
+        let captions = look.captions(&words);
+        // Key lines were set on their cards; they move with them.
+        let key_lines = visuals
+            .iter()
+            .zip(&plan.scenes)
+            .filter(|(visual, scene)| visual.title_card && !scene.key_line.trim().is_empty())
+            .map(|(_, scene)| {
+                let bounds = look.key_line(&scene.key_line).2;
+                if motion {
+                    zoomed(&bounds, frame, CARD_ZOOM)
+                } else {
+                    bounds
+                }
             })
             .collect();
-        let srt = ctx.work_dir().join("subtitles.srt");
-        tokio::fs::write(&srt, subtitles::srt(&cues))
-            .await
-            .map_err(|err| StageError::io(format!("Could not write {}", srt.display()), err))?;
+        let layout = CaptionLayout {
+            safe: safe_area(frame),
+            zone: captions.zone,
+            pages: captions.pages.iter().map(|p| p.bounds).collect(),
+            key_lines,
+        };
+        // Frames where the captions change, for a still render.
+        let mut cuts: Vec<u64> = captions
+            .pages
+            .iter()
+            .flat_map(|p| p.lines.iter().flatten())
+            .flat_map(|w| [frame_of(w.start), frame_of(w.end)])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        for (name, content) in [
+            (CAPTIONS, captions.script.clone()),
+            ("subtitles.srt", ass::srt(&captions.pages)),
+        ] {
+            tokio::fs::write(ctx.work_dir().join(name), content)
+                .await
+                .map_err(|err| StageError::io(format!("Could not write {name}"), err))?;
+        }
 
-        let frame = env.frame(ctx.request());
+        // Scene lengths in whole frames that add up to the narration's.
         let mut first_frame = 0;
         let scenes: Vec<RenderScene> = visuals
             .iter()
             .zip(&narration.scenes)
             .map(|(visual, audio)| {
                 let end = frame_of(audio.start + audio.span);
-                let scene = RenderScene {
-                    visual,
-                    first_frame,
-                    frames: end.saturating_sub(first_frame).max(1),
-                };
-                first_frame += scene.frames;
-                scene
+                let frames = end.saturating_sub(first_frame).max(1);
+                first_frame += frames;
+                RenderScene { visual, frames }
             })
             .collect();
-        let request = ctx.request().clone();
-        let render = RenderPlan {
+        let graph = RenderPlan {
             frame,
             scenes,
-            cues: &cues,
             narration: &narration.file,
+            duration: narration.total,
             narration_gain_db: narration.gain_db,
             music: music.as_deref(),
-            style: SubtitleStyle {
-                position: request
-                    .subtitles_position
-                    .clone()
-                    .unwrap_or_else(|| "bottom".into()),
-                color: request.color.clone().unwrap_or_else(|| "white".into()),
-                font_size: (frame.0.min(frame.1) / 14).max(10),
-            },
-        };
-        let graph = render.graph();
-        tokio::fs::create_dir_all(ctx.work_dir().join("text"))
-            .await
-            .map_err(|err| StageError::io("Could not create the text folder", err))?;
-        for (name, content) in &graph.files {
-            tokio::fs::write(ctx.work_dir().join(name), content)
-                .await
-                .map_err(|err| StageError::io(format!("Could not write {name}"), err))?;
+            motion,
+            caption_cuts: &cuts,
+            captions: CAPTIONS,
+            fonts: FONTS_DIR,
         }
+        .graph();
         let graph_file = ctx.work_dir().join("render.filtergraph");
         tokio::fs::write(&graph_file, &graph.filter)
             .await
@@ -116,8 +144,10 @@ impl Stage for Assembly {
         let ffmpeg = env.tools.path(Tool::Ffmpeg)?;
         let mut cmd = Command::new(ffmpeg);
         cmd.current_dir(ctx.work_dir()).args([
+            // The analysis filters report at the info level.
+            "-hide_banner",
             "-v",
-            "error",
+            "info",
             "-nostdin",
             "-y",
             "-progress",
@@ -137,7 +167,10 @@ impl Stage for Assembly {
                 "-preset",
                 &env.config.x264_preset,
             ])
-            .args(["-tune", "stillimage", "-crf", "23", "-pix_fmt", "yuv420p"]);
+            .args(["-crf", "23", "-pix_fmt", "yuv420p"]);
+        if !motion {
+            cmd.args(["-tune", "stillimage"]);
+        }
         if !env.config.x264_params.trim().is_empty() {
             cmd.args(["-x264-params", env.config.x264_params.trim()]);
         }
@@ -164,22 +197,21 @@ impl Stage for Assembly {
         let (tx, mut rx) = tokio::sync::watch::channel(0.0);
         let render = process::run_with_progress(&mut cmd, &token, "ffmpeg (render)", tx);
         tokio::pin!(render);
-        loop {
+        let log = loop {
             tokio::select! {
                 biased;
                 result = &mut render => {
                     if result.is_err() {
                         let _ = tokio::fs::remove_file(&partial).await;
                     }
-                    result?;
-                    break;
+                    break result?;
                 }
                 Ok(()) = rx.changed() => {
                     let fraction = (*rx.borrow_and_update() / total).min(1.0);
                     ctx.progress(fraction, format!("Rendering: {:.0}%", fraction * 100.0)).await?;
                 }
             }
-        }
+        };
         tokio::fs::rename(&partial, &output)
             .await
             .map_err(|err| StageError::io("Could not move the rendered file", err))?;
@@ -198,7 +230,7 @@ impl Stage for Assembly {
             video_codec: Some(video.codec.clone()),
             has_audio: Some(probe.has_audio),
             narration_duration: Some(round3(narration.total)),
-            subtitle_cues: Some(cues.len()),
+            subtitle_cues: Some(captions.pages.len()),
         };
         ctx.set_result(
             format!(
@@ -209,10 +241,16 @@ impl Stage for Assembly {
             metadata,
         )
         .await?;
-        ctx.scratch().insert(Rendered { file: output });
-        Ok(StageOutcome::done(format!(
+        let done = format!(
             "{:.1} s video at {}x{}",
             probe.duration, video.width, video.height
-        )))
+        );
+        ctx.scratch().insert(Rendered {
+            file: output,
+            probe,
+            log,
+            layout,
+        });
+        Ok(StageOutcome::done(done))
     }
 }

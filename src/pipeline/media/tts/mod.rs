@@ -1,22 +1,25 @@
-//! tts: narration for each scene, with espeak-ng or an OpenAI-compatible
-//! speech API. Each scene's audio is measured with ffprobe, then all are
-//! joined with a short pause between scenes into `narration.wav`.
+//! tts: narration for each scene, with libespeak-ng or an OpenAI-compatible
+//! speech API ([`api`]), and when each word is spoken ([`timing`]). The
+//! scenes are joined with a short pause between them into `narration.wav`,
+//! whose loudness is measured on the way.
+
+mod api;
+mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::json;
 use tokio::process::Command;
 
-use super::{MAX_PEAK_DB, MediaEnv, Narration, SceneAudio, TARGET_LUFS};
-use crate::model::{EventKind, NarrationTimeline, Plan, SceneTiming, round3};
+use super::{MediaEnv, Narration, SceneAudio, TARGET_LUFS};
+use crate::model::{EventKind, NarrationTimeline, Plan, SceneTiming, WordTiming, round3};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
-use crate::tools::Tool;
 use crate::tools::probe::{self, Loudness};
 use crate::tools::process;
 use crate::tools::voices::Voice;
 use crate::tools::voices::{self, by_language, find_voice};
+use crate::tools::{Tool, espeak};
 
 /// The tts stage.
 pub struct Tts(pub Arc<MediaEnv>);
@@ -61,74 +64,67 @@ impl Tts {
         Ok(fallback)
     }
 
+    /// Speaks `text` with libespeak-ng into `out`; its length and word
+    /// times, from `offset` seconds.
     async fn espeak(
         &self,
         ctx: &StageContext,
         voice: &str,
         text: &str,
         out: &Path,
-    ) -> Result<(), StageError> {
-        let espeak = self.0.tools.path(Tool::Espeak)?;
-        process::run(
-            Command::new(espeak).args(["-v", voice, "-w"]).arg(out),
-            Some(text.as_bytes()),
-            ctx.token(),
-            "espeak-ng",
-        )
-        .await?;
-        Ok(())
+        offset: f64,
+    ) -> Result<(f64, Vec<WordTiming>), StageError> {
+        let (voice, owned, token) = (voice.to_string(), text.to_string(), ctx.token().clone());
+        let speech = tokio::task::spawn_blocking(move || espeak::speak(&voice, &owned, &token))
+            .await
+            .map_err(|err| StageError::failed(format!("espeak-ng stopped: {err}")))??;
+        tokio::fs::write(out, speech.wav())
+            .await
+            .map_err(|err| StageError::io(format!("Could not write {}", out.display()), err))?;
+        let duration = speech.duration();
+        let words = timing::from_events(text, &speech.words, duration, offset);
+        Ok((duration, words))
     }
 
+    /// Speaks `text` through the speech API into `out`; its length and word
+    /// times, from `offset` seconds, with where the times came from.
     async fn speech_api(
         &self,
         ctx: &StageContext,
         voice: &str,
         text: &str,
         out: &Path,
-    ) -> Result<(), StageError> {
-        let config = &self.0.config;
-        let url = format!("{}/audio/speech", config.tts_base_url.trim_end_matches('/'));
-        let mut request = self.0.http.post(&url).json(&json!({
-            "model": config.tts_model,
-            "input": text,
-            "voice": voice,
-            "response_format": "wav",
-        }));
-        if !config.tts_api_key.is_empty() {
-            request = request.bearer_auth(&config.tts_api_key);
+        offset: f64,
+    ) -> Result<(f64, Vec<WordTiming>, &'static str), StageError> {
+        let timestamps = api::speak(&self.0, ctx, voice, text, out).await?;
+        let probe = probe::probe(&self.0.tools, out, ctx.token()).await?;
+        if !probe.has_audio {
+            return Ok((0.0, Vec::new(), "speech-api"));
         }
-        let fetch = async {
-            let response = request.send().await.map_err(|err| {
-                StageError::failed(format!(
-                    "The speech API at {url} could not be reached: {err}"
-                ))
-            })?;
-            let status = response.status();
-            if !status.is_success() {
-                let body: String = response
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect();
-                return Err(StageError::failed(format!(
-                    "The speech API at {url} answered {status}: {body}"
-                )));
-            }
-            response.bytes().await.map_err(|err| {
-                StageError::failed(format!(
-                    "The speech API at {url} broke off its answer: {err}"
-                ))
-            })
-        };
-        let bytes = tokio::select! {
-            b = fetch => b?,
-            _ = ctx.cancelled() => return Err(StageError::Cancelled),
-        };
-        tokio::fs::write(out, &bytes)
-            .await
-            .map_err(|err| StageError::io(format!("Could not write {}", out.display()), err))
+        let duration = probe.duration;
+        if let Some(words) = timestamps {
+            let words = timing::from_api(text, &words, duration, offset);
+            return Ok((duration, words, "speech-api"));
+        }
+        let pauses = self.pauses(ctx, out, duration).await?;
+        let words = timing::by_syllables(text, duration, &pauses, offset);
+        Ok((duration, words, "syllables"))
+    }
+
+    /// Pauses in a scene's speech: stretches under -40 dB of 0.12 s or more.
+    async fn pauses(
+        &self,
+        ctx: &StageContext,
+        file: &Path,
+        duration: f64,
+    ) -> Result<Vec<(f64, f64)>, StageError> {
+        let ffmpeg = self.0.tools.path(Tool::Ffmpeg)?;
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(["-hide_banner", "-nostats", "-nostdin", "-i"])
+            .arg(file)
+            .args(["-af", "silencedetect=n=-40dB:d=0.12", "-f", "null", "-"]);
+        let out = process::run(&mut cmd, None, ctx.token(), "ffmpeg (finding pauses)").await?;
+        Ok(probe::parse_silences(&out.stderr, duration))
     }
 
     /// Joins the scene files into one 48 kHz stereo WAV with pauses, and
@@ -207,31 +203,38 @@ impl Stage for Tts {
         let n = plan.scenes.len();
         let mut files = Vec::with_capacity(n);
         let mut scenes = Vec::with_capacity(n);
+        let mut word_source = if api { "speech-api" } else { "espeak-ng" };
         let mut start = 0.0;
         for (i, scene) in plan.scenes.iter().enumerate() {
             ctx.checkpoint()?;
             ctx.info(format!("Generating audio for scene {}/{n}", i + 1))
                 .await?;
             let file = ctx.work_dir().join(format!("scene-{:03}.wav", i + 1));
-            if api {
-                self.speech_api(ctx, &voice, &scene.narration, &file)
+            let (duration, words) = if api {
+                let (duration, words, source) = self
+                    .speech_api(ctx, &voice, &scene.narration, &file, start)
                     .await?;
+                if source == "syllables" {
+                    word_source = source;
+                }
+                (duration, words)
             } else {
-                self.espeak(ctx, &voice, &scene.narration, &file).await?;
-            }
-            let probe = probe::probe(&self.0.tools, &file, ctx.token()).await?;
-            if !probe.has_audio || probe.duration <= 0.0 {
+                self.espeak(ctx, &voice, &scene.narration, &file, start)
+                    .await?
+            };
+            if duration <= 0.0 {
                 return Err(StageError::failed(format!(
                     "The narration of scene {} came out empty.",
                     i + 1
                 )));
             }
-            let span = probe.duration + if i + 1 < n { PAUSE } else { 0.0 };
+            let span = duration + if i + 1 < n { PAUSE } else { 0.0 };
             scenes.push(SceneAudio {
                 file: file.clone(),
                 start,
-                duration: probe.duration,
+                duration,
                 span,
+                words,
             });
             start += span;
             files.push(file);
@@ -254,6 +257,7 @@ impl Stage for Tts {
             voice: voice.clone(),
             loudness: loudness.integrated,
             gain_db: round3(gain_db),
+            word_source: word_source.into(),
             scenes: scenes
                 .iter()
                 .zip(&plan.scenes)
@@ -263,6 +267,7 @@ impl Stage for Tts {
                     end: round3(a.start + a.duration),
                     duration: round3(a.duration),
                     text: s.narration.clone(),
+                    words: a.words.clone(),
                 })
                 .collect(),
         };
@@ -283,15 +288,11 @@ impl Stage for Tts {
     }
 }
 
-/// Gain to the target loudness, held back so the peak stays under the
-/// ceiling; no change when nothing could be measured.
+/// Gain to the target loudness; none when nothing could be measured.
+/// Peaks are the render's limiter's business.
 fn gain_for(loudness: Loudness) -> f64 {
-    let Some(integrated) = loudness.integrated.filter(|i| i.is_finite() && *i > -70.0) else {
-        return 0.0;
-    };
-    let to_target = TARGET_LUFS - integrated;
-    match loudness.peak.filter(|p| p.is_finite()) {
-        Some(peak) => to_target.min(MAX_PEAK_DB - peak),
-        None => to_target,
-    }
+    loudness
+        .integrated
+        .filter(|i| i.is_finite() && *i > -70.0)
+        .map_or(0.0, |integrated| TARGET_LUFS - integrated)
 }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::captions::Look;
+use super::fonts::{FontMetrics, ensure_font};
 use super::{MediaEnv, SceneVisual, VisualKind};
 use crate::model::{Asset, AssetSource, EventKind, Level, Plan, PlannedScene, VisualType};
 use crate::pipeline::{Stage, StageContext, StageError, StageOutcome, StageResult};
@@ -46,6 +48,15 @@ async fn from_library(
     Ok(None)
 }
 
+/// The font, linked into the job folder for libass and measured.
+pub async fn load_font(env: &MediaEnv, ctx: &StageContext) -> Result<FontMetrics, StageError> {
+    ensure_font(env, ctx.work_dir()).await?;
+    let path = env.config.font_path.clone();
+    tokio::task::spawn_blocking(move || FontMetrics::load(&path))
+        .await
+        .map_err(|err| StageError::failed(format!("Reading the font stopped: {err}")))?
+}
+
 #[async_trait]
 impl Stage for Visuals {
     fn name(&self) -> &str {
@@ -61,6 +72,14 @@ impl Stage for Visuals {
             .ok_or_else(|| StageError::failed("The director produced no scene plan."))?;
         let frame = env.frame(ctx.request());
         let library = footage_library(&env.config.footage_dir).await;
+        let font = load_font(&env, ctx).await?;
+        let request = ctx.request().clone();
+        let look = Look {
+            frame,
+            position: request.subtitles_position.as_deref().unwrap_or("bottom"),
+            highlight: "white",
+            font: &font,
+        };
         let use_pexels = !env.config.pexels_api_key.trim().is_empty();
         let n = plan.scenes.len();
         let mut used = HashSet::new();
@@ -101,7 +120,7 @@ impl Stage for Visuals {
                     let out = ctx
                         .work_dir()
                         .join(format!("scene-{:03}.png", scene.index + 1));
-                    title_card::render(&env, ctx, scene, frame, &out).await?;
+                    title_card::render(&env, ctx, scene, &look, &out).await?;
                     (out, VisualKind::Still, AssetSource::Generated)
                 }
             };
@@ -133,7 +152,11 @@ impl Stage for Visuals {
                 source.as_str()
             );
             ctx.emit(message, &asset).await?;
-            visuals.push(SceneVisual { file, kind });
+            visuals.push(SceneVisual {
+                file,
+                kind,
+                title_card: source == AssetSource::Generated,
+            });
             ctx.progress(
                 0.85 * visuals.len() as f64 / n as f64,
                 format!("Prepared visuals for scene {}/{n}", visuals.len()),
