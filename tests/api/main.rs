@@ -27,6 +27,7 @@ mod metrics;
 mod openapi;
 mod polling;
 mod projections;
+mod quality;
 mod request_ids;
 mod sse;
 mod streams;

@@ -121,7 +121,8 @@ async fn a_script_renders_to_a_video_with_narration_subtitles_and_every_stage() 
     assert!(!dir.join("output.part.mp4").exists());
     let srt = std::fs::read_to_string(dir.join("subtitles.srt")).unwrap();
     assert!(srt.starts_with("1\n00:00:00,000 --> "), "{srt}");
-    assert!(srt.contains("The ocean covers most"));
+    assert!(srt.contains("The ocean"), "{srt}");
+    assert!(dir.join("captions.ass").is_file());
 
     let events = server.all_events(&id).await;
     let stage_events: Vec<(String, String)> = events
@@ -574,6 +575,17 @@ async fn a_speech_api_and_pexels_are_used_when_configured() {
     // Two 1.5 s clips of speech with a pause between them.
     let duration = job["result"]["duration"].as_f64().unwrap();
     assert!((duration - 3.3).abs() < 0.3, "{duration}");
+    // A plain audio answer has no word times: the syllables share the
+    // measured speech.
+    let narration = events.iter().find(|e| e["kind"] == "narration").unwrap();
+    assert_eq!(narration["payload"]["word_source"], "syllables");
+    let words = &narration["payload"]["scenes"][1]["words"];
+    assert_eq!(words.as_array().unwrap().len(), 3, "{words}");
+    assert!(
+        (words[0]["start"].as_f64().unwrap() - 1.8).abs() < 0.01,
+        "{words}"
+    );
+    assert!(words[2]["start"].as_f64().unwrap() > words[1]["start"].as_f64().unwrap());
 }
 
 #[tokio::test]
