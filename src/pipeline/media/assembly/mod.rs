@@ -171,8 +171,17 @@ impl Stage for Assembly {
         if !motion {
             cmd.args(["-tune", "stillimage"]);
         }
-        if !env.config.x264_params.trim().is_empty() {
-            cmd.args(["-x264-params", env.config.x264_params.trim()]);
+        // Nothing moves in a still render, so the quickest motion search
+        // loses nothing and saves a quarter of the encode on textured
+        // cards. X264_PARAMS comes last and wins.
+        let mut params: Vec<&str> = if motion {
+            vec![]
+        } else {
+            vec!["me=dia:subme=1"]
+        };
+        params.extend(Some(env.config.x264_params.trim()).filter(|p| !p.is_empty()));
+        if !params.is_empty() {
+            cmd.args(["-x264-params", &params.join(":")]);
         }
         // The native AAC encoder's default coder takes a second per half
         // minute here, on the thread that feeds the video encoder; the fast
