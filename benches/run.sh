@@ -11,7 +11,10 @@
 #   benches/run.sh sse        idle RSS per stream and fan-out latency, for
 #                             Reelay and for a minimal axum SSE server in
 #                             the same run (benches/server/sseload.rs)
-#   benches/run.sh render     a 30 s 1080x1920 video, three scenes, music
+#   benches/run.sh render     a 30 s 1080x1920 video, three scenes, music,
+#                             captions, with motion and static in turns,
+#                             ROUNDS (2) times each; FRAMES=DIR saves four
+#                             frames of it
 #   benches/run.sh chaos      50 SIGKILLs of the real binary across every
 #                             stage, with the checks of benches/server/chaos.rs
 #                             (not part of all)
@@ -192,9 +195,9 @@ run_sse() {
 }
 
 run_render() {
-    echo "== render: 30 s at 1080x1920, three still scenes, espeak-ng, subtitles, music"
+    echo "== render: 30 s at 1080x1920, three title-card scenes, espeak-ng, word captions, music"
     # Unpinned: ffmpeg, a child of the server, uses both cores.
-    "$BENCH" render 30 | sed '$d'
+    "$BENCH" render 30 "${ROUNDS:-2}" | sed '$d'
 }
 
 run_webhooks() {
@@ -217,5 +220,5 @@ render) run_render ;;
 webhooks) run_webhooks ;;
 chaos) "$BENCH" chaos --kills "${KILLS:-50}" --seed "${SEED:-7}" ;;
 all) run_append; run_poll; run_sse; run_render; run_webhooks ;;
-*) sed -n '2,21p' "$0"; exit 2 ;;
+*) sed -n '2,24p' "$0"; exit 2 ;;
 esac

@@ -6,7 +6,7 @@
 //!     cargo bench --bench server -- append [SINGLE_EVENTS] [EVENTS_PER_WRITER] [WRITERS]
 //!     cargo bench --bench server -- fixture [ADDR [ADDR_WITH_METRICS ADDR_WITHOUT]]
 //!     cargo bench --bench server -- router-cost [BLOCKS] [PER_BLOCK]    (see router_cost.rs)
-//!     cargo bench --bench server -- render [SECONDS]
+//!     cargo bench --bench server -- render [SECONDS] [ROUNDS]    (see render.rs)
 //!     cargo bench --bench server -- sseload --url URL -n N ...   (see sseload.rs)
 //!     cargo bench --bench server -- reference [ADDR]              (see reference.rs)
 //!     cargo bench --bench server -- chaos [--kills 50]            (see chaos.rs)
@@ -20,12 +20,12 @@
 //! in its environment turns metrics off. Given two more addresses, it also
 //! serves the same engine there, with request metrics and without, in the
 //! same way, so that one process answers both sides of the metrics
-//! comparison. `render` makes a
-//! 1080×1920 video of three still scenes with music from a script of about
-//! SECONDS (default 30) seconds and reports where the time went.
+//! comparison. `render` makes the standard 1080×1920 video with motion and
+//! without, and reports where the time went.
 
 mod chaos;
 mod reference;
+mod render;
 mod router_cost;
 mod sseload;
 mod webhooks;
@@ -39,7 +39,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use reelay::engine::{Engine, JobPatch};
 use reelay::model::{JobRequest, Level, NewEvent};
-use reelay::pipeline::media::{self, MediaEnv};
 use reelay::pipeline::{Pipeline, Stage, StageContext, StageError, StageOutcome, StageResult};
 use reelay::{Config, Reelay};
 use serde_json::{Value, json};
@@ -312,82 +311,6 @@ async fn fixture(addr: &str, pair: Option<(&str, &str)>) {
         .expect("serve");
 }
 
-async fn render(seconds: f64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = config_in(dir.path());
-    std::fs::create_dir_all(&config.music_dir).expect("music dir");
-    let track = config.music_dir.join("calm-bed.mp3");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=220:duration=20",
-        ])
-        .arg(&track)
-        .status()
-        .expect("ffmpeg");
-    assert!(made.success(), "could not make the music bed");
-    // espeak-ng speaks about 2.6 words per second.
-    let words = (seconds * 2.6) as usize;
-    let sentence = "Calm rivers carve deep valleys through ancient stone over many years.";
-    let per_sentence = sentence.split_whitespace().count();
-    let script = vec![sentence; words.div_ceil(per_sentence)].join(" ");
-    let env = MediaEnv::new(Arc::new(config.clone()));
-    let reelay = Reelay::start(config, media::pipeline(env))
-        .await
-        .expect("start");
-    let request = JobRequest {
-        subject: "Rivers".into(),
-        script: Some(script),
-        scene_count: Some(3),
-        use_music: true,
-        ..JobRequest::default()
-    };
-    let wall = Instant::now();
-    let id = submit(&reelay, request).await;
-    wait_for(&reelay, id, |j| j.state.is_terminal()).await;
-    let wall = wall.elapsed().as_secs_f64();
-    let job = engine(&reelay).job(id).await.expect("job").expect("job");
-    assert_eq!(
-        job.state,
-        reelay::model::JobState::Completed,
-        "{:?}",
-        job.error_message
-    );
-    let events = engine(&reelay)
-        .events(job.id, 0, 10_000, None)
-        .await
-        .expect("events")
-        .unwrap_or_default();
-    let at = |message: &str| {
-        events
-            .iter()
-            .find(|e| e.message.starts_with(message))
-            .map(|e| e.timestamp)
-            .unwrap_or(0.0)
-    };
-    let render_secs = at("Rendered ") - at("Rendering final video");
-    let duration = job.result.as_ref().and_then(|r| r.duration).unwrap_or(0.0);
-    println!("video: {duration:.2} s at 1080x1920, 3 scenes, music");
-    for (name, record) in &job.stages {
-        println!("  {name:<9} {:>6.1} s", record.duration_sec.unwrap_or(0.0));
-    }
-    println!(
-        "render (ffmpeg): {render_secs:.2} s = {:.1}x real time",
-        duration / render_secs
-    );
-    println!("whole job: {wall:.2} s = {:.1}x real time", duration / wall);
-    println!(
-        "{}",
-        json!({ "bench": "render", "video_s": duration, "render_s": render_secs,
-                "render_x": duration / render_secs, "job_s": wall, "job_x": duration / wall,
-                "stages": job.stages })
-    );
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -411,8 +334,9 @@ fn main() {
                 |i: usize, default| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
             runtime.block_on(router_cost::run(arg(1, 200), arg(2, 2_000)))
         }
-        Some("render") => runtime.block_on(render(
+        Some("render") => runtime.block_on(render::run(
             args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30.0),
+            args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2),
         )),
         Some("sseload") => runtime.block_on(sseload::run(&args[1..])),
         Some("chaos") => runtime.block_on(chaos::run(&args[1..])),
@@ -424,7 +348,7 @@ fn main() {
             args.get(1).map_or("127.0.0.1:3900", String::as_str),
         )),
         _ => eprintln!(
-            "usage: server (append | fixture [ADDR [ADDR ADDR]] | router-cost [BLOCKS] [PER_BLOCK] | render [SECONDS] | sseload ... | reference [ADDR] | chaos ... | webhooks ... | webhook-receiver [ADDR])"
+            "usage: server (append | fixture [ADDR [ADDR ADDR]] | router-cost [BLOCKS] [PER_BLOCK] | render [SECONDS] [ROUNDS] | sseload ... | reference [ADDR] | chaos ... | webhooks ... | webhook-receiver [ADDR])"
         ),
     }
 }
