@@ -87,10 +87,26 @@ const EE_OK: c_int = 0;
 
 type Callback = unsafe extern "C" fn(*mut i16, c_int, *mut Event) -> c_int;
 
+/// `espeak_VOICE` from `speak_lib.h`: what `espeak_SetVoiceByProperties`
+/// looks for.
+#[repr(C)]
+struct VoiceQuery {
+    name: *const c_char,
+    languages: *const c_char,
+    identifier: *const c_char,
+    gender: u8,
+    age: u8,
+    variant: u8,
+    xx1: u8,
+    score: c_int,
+    spare: *mut c_void,
+}
+
 /// The library's entry points, resolved once.
 struct Engine {
     sample_rate: u32,
     set_voice: unsafe extern "C" fn(*const c_char) -> c_int,
+    set_voice_like: unsafe extern "C" fn(*mut VoiceQuery) -> c_int,
     synth: unsafe extern "C" fn(
         *const c_void,
         usize,
@@ -178,6 +194,9 @@ fn load() -> Result<Engine, String> {
         let set_voice = *library
             .get(b"espeak_SetVoiceByName\0")
             .map_err(|e| missing(e.to_string()))?;
+        let set_voice_like = *library
+            .get(b"espeak_SetVoiceByProperties\0")
+            .map_err(|e| missing(e.to_string()))?;
         let synth = *library
             .get(b"espeak_Synth\0")
             .map_err(|e| missing(e.to_string()))?;
@@ -193,6 +212,7 @@ fn load() -> Result<Engine, String> {
         Ok(Engine {
             sample_rate: rate as u32,
             set_voice,
+            set_voice_like,
             synth,
             _library: library,
         })
@@ -216,8 +236,25 @@ pub fn speak(voice: &str, text: &str, token: &CancellationToken) -> Result<Speec
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let name = CString::new(voice).map_err(|_| ToolError::failed("A voice name has a NUL."))?;
     let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
-    // SAFETY: both pointers are valid C strings for the whole call.
-    if unsafe { (engine.set_voice)(name.as_ptr()) } != EE_OK {
+    // A voice file's name first; else, as the espeak-ng program does, a
+    // voice that speaks that language (`en-gb`).
+    let language = CString::new(voice.split('+').next().unwrap_or(voice)).unwrap_or_default();
+    let mut query = VoiceQuery {
+        name: name.as_ptr(),
+        languages: language.as_ptr(),
+        identifier: std::ptr::null(),
+        gender: 0,
+        age: 0,
+        variant: 0,
+        xx1: 0,
+        score: 0,
+        spare: std::ptr::null_mut(),
+    };
+    // SAFETY: the strings and the query outlive both calls.
+    let found = unsafe {
+        (engine.set_voice)(name.as_ptr()) == EE_OK || (engine.set_voice_like)(&mut query) == EE_OK
+    };
+    if !found {
         return Err(ToolError::failed(format!(
             "espeak-ng has no voice \"{voice}\"."
         )));
@@ -278,6 +315,16 @@ mod tests {
         }
         assert!(speech.words.last().unwrap().start < speech.duration());
         assert_eq!(speech.wav().len(), 44 + speech.samples.len() * 2);
+    }
+
+    #[test]
+    fn a_language_code_finds_its_voice() {
+        for voice in ["en-gb", "en-us", "es", "en-us+f3"] {
+            let speech = speak(voice, "Hello there.", &CancellationToken::new());
+            assert!(speech.is_ok_and(|s| !s.samples.is_empty()), "{voice}");
+        }
+        let unknown = speak("xx-nowhere", "Hello.", &CancellationToken::new());
+        assert!(unknown.unwrap_err().to_string().contains("xx-nowhere"));
     }
 
     #[test]

@@ -266,8 +266,9 @@ async fn ai_video_gen_flow_waits_for_the_video_and_streams_progress() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let status = res.status();
     let body: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
     let waited = started.elapsed();
     assert_eq!(body["status"], "success");
     let job = body["job_id"].as_str().unwrap().to_string();
