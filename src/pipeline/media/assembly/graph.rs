@@ -306,3 +306,76 @@ impl RenderPlan<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn still(card: bool) -> SceneVisual {
+        SceneVisual {
+            file: PathBuf::from("scene.png"),
+            kind: VisualKind::Still,
+            title_card: card,
+        }
+    }
+
+    fn plan<'a>(visuals: &'a [SceneVisual], motion: bool, cuts: &'a [u64]) -> RenderPlan<'a> {
+        RenderPlan {
+            frame: (360, 640),
+            scenes: visuals
+                .iter()
+                .map(|visual| RenderScene { visual, frames: 90 })
+                .collect(),
+            narration: Path::new("narration.wav"),
+            duration: 9.0,
+            narration_gain_db: 3.0,
+            music: Some(Path::new("bed.mp3")),
+            motion,
+            caption_cuts: cuts,
+            captions: "captions.ass",
+            fonts: "fonts",
+        }
+    }
+
+    #[test]
+    fn music_fades_in_and_out_under_a_ducking_compressor_and_a_limiter() {
+        let visuals = [still(true)];
+        let graph = plan(&visuals, true, &[]).graph();
+        let f = &graph.filter;
+        assert!(f.contains("afade=t=in:d=1"), "{f}");
+        assert!(f.contains("afade=t=out:st=7.000:d=2"), "{f}");
+        assert!(f.contains("[bed][n2]sidechaincompress"), "{f}");
+        assert!(f.contains("alimiter=limit=0.7943"), "{f}");
+        assert!(f.contains("ebur128=peak=true"), "{f}");
+        assert_eq!(graph.inputs.len(), 3);
+    }
+
+    #[test]
+    fn motion_blends_only_the_fade_frames_and_keeps_the_timeline() {
+        let visuals = [still(true), still(false), still(true)];
+        let f = plan(&visuals, true, &[]).graph().filter;
+        // Three scenes of 90 frames: two fades of nine frames, and the
+        // later scenes start nine frames early.
+        assert_eq!(f.matches("xfade=").count(), 2, "{f}");
+        assert!(f.contains("zoompan=z='1+0.08*"), "{f}");
+        assert!(f.contains(":d=99:s=360x640"), "{f}");
+        assert!(f.contains("[g1]split=3[b1][h1][t1]"), "{f}");
+        assert!(f.contains("[b0]trim=start_frame=0:end_frame=81"), "{f}");
+        assert!(f.contains("[b2]trim=start_frame=9:end_frame=99"), "{f}");
+        assert!(f.contains("concat=n=5:v=1:a=0"), "{f}");
+        assert!(!f.contains("loop="), "{f}");
+    }
+
+    #[test]
+    fn a_still_render_sends_only_changed_frames_to_libass() {
+        let visuals = [still(true), still(true)];
+        let f = plan(&visuals, false, &[12, 40, 500]).graph().filter;
+        assert!(!f.contains("zoompan") && !f.contains("xfade"), "{f}");
+        assert!(
+            f.contains("select='eq(n,0)+eq(n,12)+eq(n,40)+eq(n,90)'"),
+            "{f}"
+        );
+        assert!(f.contains("[vsparse]fps=30[vout]"), "{f}");
+    }
+}
