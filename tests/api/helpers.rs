@@ -433,6 +433,22 @@ pub fn make_fixture(program: &str, args: &[&str]) {
     );
 }
 
+/// Writes `out` from one of ffmpeg's lavfi sources (`sine=...`).
+pub fn make_lavfi(source: &str, out: &std::path::Path) {
+    make_fixture(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+            out.to_str().unwrap(),
+        ],
+    );
+}
+
 /// What ffprobe says of a file, as JSON.
 pub fn ffprobe(path: &str) -> Value {
     let out = std::process::Command::new("ffprobe")

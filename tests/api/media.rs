@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::fakes::FakeLlm;
-use crate::helpers::{TestServer, ffprobe, make_fixture, spawn_router};
+use crate::helpers::{TestServer, ffprobe, make_fixture, make_lavfi, spawn_router};
 
 const SCRIPT: &str = "The ocean covers most of our planet. Its deepest trench reaches eleven \
 kilometres down. Whales sing to each other across whole ocean basins. Waves carry energy \
@@ -353,18 +353,7 @@ async fn a_matching_library_clip_and_music_track_are_used() {
         ],
     );
     let track = music.join("calm-sea.mp3");
-    make_fixture(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=330:duration=4",
-            track.to_str().unwrap(),
-        ],
-    );
+    make_lavfi("sine=frequency=330:duration=4", &track);
     let script = "The ocean is calm and its waves roll in.";
     let id = submit(
         &server,
@@ -486,18 +475,7 @@ async fn a_missing_ffmpeg_fails_the_job_with_the_install_hint() {
 async fn a_speech_api_and_pexels_are_used_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("speech.wav");
-    make_fixture(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=220:duration=1.5",
-            wav.to_str().unwrap(),
-        ],
-    );
+    make_lavfi("sine=frequency=220:duration=1.5", &wav);
     let clip = dir.path().join("clip.mp4");
     make_fixture(
         "ffmpeg",

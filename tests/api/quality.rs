@@ -11,7 +11,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestServer, ffprobe, make_fixture, spawn_router};
+use crate::helpers::{TestServer, ffprobe, make_lavfi, spawn_router};
 
 const SCRIPT: &str = "Rivers carve deep valleys through ancient stone. They shape the land \
 slowly and patiently. Fish rest in the cool shade of the banks. Birds follow the water south \
@@ -77,18 +77,7 @@ async fn the_video_is_loud_enough_in_sync_captioned_in_the_safe_area_and_ducks_i
     let music = server.dir.path().join("music");
     std::fs::create_dir_all(&music).unwrap();
     let bed = music.join("bed.wav");
-    make_fixture(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=12000:duration=30:sample_rate=48000",
-            bed.to_str().unwrap(),
-        ],
-    );
+    make_lavfi("sine=frequency=12000:duration=30:sample_rate=48000", &bed);
     let (id, output) = render(
         &server,
         json!({ "topic": "Rivers", "script": SCRIPT, "scene_count": 2, "use_music": true,
@@ -284,18 +273,7 @@ async fn stills_move_by_default_and_stay_still_with_motion_off() {
 async fn a_speech_api_with_word_timestamps_times_the_captions() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("speech.wav");
-    make_fixture(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=220:duration=2",
-            wav.to_str().unwrap(),
-        ],
-    );
+    make_lavfi("sine=frequency=220:duration=2", &wav);
     let audio = base64::engine::general_purpose::STANDARD.encode(std::fs::read(wav).unwrap());
     let stand_in = Router::new().route(
         "/v1/dev/captioned_speech",

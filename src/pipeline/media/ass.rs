@@ -1,7 +1,7 @@
 //! The text forms of subtitles: ASS colours, times and literal text, and
 //! SRT.
 
-use super::captions::Page;
+use super::captions::{Page, line_text};
 
 /// `&HBBGGRR&` for a request colour: a name from the request's list or
 /// `#rgb` / `#rrggbb`.
@@ -71,16 +71,7 @@ fn srt_time(secs: f64) -> String {
 pub fn srt(pages: &[Page]) -> String {
     let mut out = String::new();
     for (i, page) in pages.iter().enumerate() {
-        let lines: Vec<String> = page
-            .lines
-            .iter()
-            .map(|l| {
-                l.iter()
-                    .map(|w| w.word.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
+        let lines: Vec<String> = page.lines.iter().map(|l| line_text(l)).collect();
         out.push_str(&format!(
             "{}\n{} --> {}\n{}\n\n",
             i + 1,

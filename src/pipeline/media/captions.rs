@@ -9,6 +9,7 @@
 //! line is set large in its own zone, once, onto its title card.
 
 use super::ass::{ass_colour, ass_time, literal};
+use super::text::ends_sentence;
 use crate::model::WordTiming;
 use crate::pipeline::media::fonts::FontMetrics;
 use crate::pipeline::media::layout::{Rect, caption_zone, key_line_zone};
@@ -80,9 +81,12 @@ fn outline(size: f64) -> f64 {
     (size / 14.0).round().max(1.0)
 }
 
-fn ends_sentence(word: &str) -> bool {
-    word.trim_end_matches(['"', '\'', ')', '”', '’'])
-        .ends_with(['.', '!', '?'])
+/// A line's words, as shown.
+pub fn line_text(line: &[WordTiming]) -> String {
+    line.iter()
+        .map(|w| w.word.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Greedy lines of `words` that fit `width` pixels and the character limit.
@@ -90,12 +94,7 @@ fn lines_of(words: &[WordTiming], fits: impl Fn(&str) -> bool) -> Vec<&[WordTimi
     let mut lines = Vec::new();
     let mut from = 0;
     for i in 1..=words.len() {
-        let candidate = words[from..i]
-            .iter()
-            .map(|w| w.word.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if i - from > 1 && !fits(&candidate) {
+        if i - from > 1 && !fits(&line_text(&words[from..i])) {
             lines.push(&words[from..i - 1]);
             from = i - 1;
         }
@@ -148,10 +147,7 @@ impl Look<'_> {
         let pad = outline(size);
         let widest = lines
             .iter()
-            .map(|l| {
-                let text: Vec<&str> = l.iter().map(|w| w.word.as_str()).collect();
-                self.font.width(&text.join(" "), size)
-            })
+            .map(|l| self.font.width(&line_text(l), size))
             .fold(0.0, f64::max);
         let height = size * lines.len() as f64;
         let top = match self.position {
@@ -172,23 +168,18 @@ impl Look<'_> {
     pub fn key_line(&self, text: &str) -> (Vec<String>, f64, Rect) {
         let zone = key_line_zone(self.frame, self.position);
         let mut size = key_size(self.frame);
+        let words: Vec<WordTiming> = text
+            .split_whitespace()
+            .map(|w| WordTiming {
+                word: w.to_string(),
+                ..WordTiming::default()
+            })
+            .collect();
         loop {
-            let words: Vec<WordTiming> = text
-                .split_whitespace()
-                .map(|w| WordTiming {
-                    word: w.to_string(),
-                    ..WordTiming::default()
-                })
-                .collect();
             let fits = |t: &str| self.font.width(t, size) + 2.0 * outline(size) <= zone.width();
             let lines: Vec<String> = lines_of(&words, fits)
                 .iter()
-                .map(|l| {
-                    l.iter()
-                        .map(|w| w.word.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
+                .map(|l| line_text(l))
                 .collect();
             let widest = lines
                 .iter()
@@ -348,8 +339,7 @@ mod tests {
                         "{frame:?} {position} {page:?}"
                     );
                     for line in &page.lines {
-                        let text: Vec<&str> = line.iter().map(|w| w.word.as_str()).collect();
-                        assert!(text.join(" ").chars().count() <= MAX_LINE_CHARS);
+                        assert!(line_text(line).chars().count() <= MAX_LINE_CHARS);
                     }
                 }
                 assert!(safe.contains(&key), "{frame:?} {position} {key:?}");

@@ -322,16 +322,12 @@ mod tests {
             }],
             key_lines: Vec::new(),
         };
-        let good = review(
-            &probe,
-            &Measurements {
-                loudness: Some(-14.0),
-                ..Default::default()
-            },
-            9.8,
-            frame,
-            &layout,
-        );
+        // Clean measurements, judged against `layout`.
+        let clean = Measurements {
+            loudness: Some(-14.0),
+            ..Default::default()
+        };
+        let good = review(&probe, &clean, 9.8, frame, &layout);
         assert_eq!(good.score, 10.0);
         assert!(good.weaknesses.is_empty());
         assert!(good.measurements.captions_in_safe_area);
@@ -343,16 +339,7 @@ mod tests {
             key_lines: vec![layout.pages[0]],
             ..layout
         };
-        let clashed = review(
-            &probe,
-            &Measurements {
-                loudness: Some(-14.0),
-                ..Default::default()
-            },
-            9.8,
-            frame,
-            &clash,
-        );
+        let clashed = review(&probe, &clean, 9.8, frame, &clash);
         assert_eq!(clashed.score, 9.0);
         assert!(
             clashed.weaknesses[0].contains("caption zone"),

@@ -122,6 +122,13 @@ pub fn sentences(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether a word ends a sentence: a full stop, `!` or `?`, perhaps
+/// inside closing quotes or brackets.
+pub fn ends_sentence(word: &str) -> bool {
+    word.trim_end_matches(['"', '\'', ')', '”', '’'])
+        .ends_with(['.', '!', '?'])
+}
+
 fn push_sentence(out: &mut Vec<String>, current: &mut String) {
     let collapsed = current.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapsed.chars().any(char::is_alphanumeric) {

@@ -10,6 +10,7 @@
 use serde::Deserialize;
 
 use crate::model::WordTiming;
+use crate::pipeline::media::text::ends_sentence;
 use crate::tools::espeak::SpokenWord;
 
 /// A token of the narration and the characters before it.
@@ -37,13 +38,6 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
         }
     }
     out
-}
-
-/// Whether a token ends a sentence.
-fn ends_sentence(token: &str) -> bool {
-    token
-        .trim_end_matches(['"', '\'', ')', '”', '’'])
-        .ends_with(['.', '!', '?'])
 }
 
 /// A rough syllable count: groups of vowels, at least one.
