@@ -26,15 +26,22 @@ pub struct Config {
     #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8080")]
     pub bind_addr: SocketAddr,
 
-    /// SQLite database; the file and its folder are created if missing.
+    /// `sqlite://<file>` (the file and its folder are created if missing)
+    /// or `postgres://...`, which any number of instances may share.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/reelay.db")]
     pub database_url: String,
+
+    /// This instance's name in job leases and `/health`; empty: a fresh
+    /// random one at each start.
+    #[arg(long, env = "INSTANCE_ID", default_value = "")]
+    pub instance_id: String,
 
     /// Folder for job artifacts (one sub-folder per job).
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// How many jobs run at once.
+    /// How many jobs run at once in this instance; 0 runs none (an
+    /// instance that only serves the API, beside others that run jobs).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub worker_concurrency: usize,
 

@@ -2,10 +2,10 @@
 //! subscriptions and secrets, queued deliveries with their cursors, and
 //! attempts with what follows from them.
 
-use sqlx::Row;
-
+use super::db::both;
 use super::hooks::{AttemptOutcome, AttemptRecord, Endpoint, NewEndpoint};
 use super::jobs::Now;
+use super::rows::Columns;
 use super::{Result, Store};
 
 /// Settings keys of the default signing secret.
@@ -59,12 +59,12 @@ impl Store {
         let now = Now::current();
         let events = serde_json::to_string(&new.events).map_err(|_| super::StoreError::Encode)?;
         let id = new.id.clone();
-        self.run(move |conn| {
-            Box::pin(async move {
+        self.run(move |mut conn| {
+            Box::pin(async move { both!(&mut conn, conn => {
                 sqlx::query(
                     "INSERT INTO webhook_endpoints \
                      (id, url, events, secret, cursor, description, created_at) \
-                     VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM events), ?, ?)",
+                     VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(id), 0) FROM events), $5, $6)",
                 )
                 .bind(&new.id)
                 .bind(&new.url)
@@ -75,7 +75,7 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
-            })
+            }) })
         })
         .await?;
         self.endpoint(&id).await?.ok_or(super::StoreError::NotFound)
@@ -85,15 +85,15 @@ impl Store {
     /// is none with that id.
     pub async fn delete_endpoint(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
-        self.run(move |conn| {
-            Box::pin(async move {
+        self.run(move |mut conn| {
+            Box::pin(async move { both!(&mut conn, conn => {
                 let done =
-                    sqlx::query("DELETE FROM webhook_endpoints WHERE id = ? AND job_id IS NULL")
+                    sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND job_id IS NULL")
                         .bind(&id)
                         .execute(&mut *conn)
                         .await?;
                 Ok(done.rows_affected() > 0)
-            })
+            }) })
         })
         .await
     }
@@ -108,18 +108,20 @@ impl Store {
         previous_until: f64,
     ) -> Result<bool> {
         let id = id.to_string();
-        self.run(move |conn| {
+        self.run(move |mut conn| {
             Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE webhook_endpoints SET previous_secret = secret, \
-                     previous_secret_until = ?, secret = ? WHERE id = ? AND job_id IS NULL",
-                )
-                .bind(previous_until)
-                .bind(&secret)
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
-                Ok(done.rows_affected() > 0)
+                both!(&mut conn, conn => {
+                    let done = sqlx::query(
+                        "UPDATE webhook_endpoints SET previous_secret = secret, \
+                         previous_secret_until = $1, secret = $2 WHERE id = $3 AND job_id IS NULL",
+                    )
+                    .bind(previous_until)
+                    .bind(&secret)
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                })
             })
         })
         .await
@@ -127,31 +129,33 @@ impl Store {
 
     /// The default signing secret, made from `fresh` the first time.
     pub async fn default_secret(&self, fresh: String) -> Result<DefaultSecret> {
-        self.run(move |conn| {
-            Box::pin(async move {
-                sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
+        self.run(move |mut conn| {
+            Box::pin(async move { both!(&mut conn, conn => {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(SECRET)
                     .bind(&fresh)
                     .execute(&mut *conn)
                     .await?;
                 let read = |key: &'static str| {
-                    sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key)
+                    sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key)
                 };
-                let secret: String = read(SECRET).fetch_one(&mut *conn).await?.get(0);
+                let secret: String = read(SECRET).fetch_one(&mut *conn).await?.text(0)?;
                 let previous: Option<String> = read(PREVIOUS_SECRET)
                     .fetch_optional(&mut *conn)
                     .await?
-                    .map(|row| row.get(0));
+                    .map(|row| row.text(0))
+                    .transpose()?;
                 let until: Option<String> = read(PREVIOUS_UNTIL)
                     .fetch_optional(&mut *conn)
                     .await?
-                    .map(|row| row.get(0));
+                    .map(|row| row.text(0))
+                    .transpose()?;
                 Ok(DefaultSecret {
                     secret,
                     previous,
                     previous_until: until.and_then(|u| u.parse().ok()),
                 })
-            })
+            }) })
         })
         .await
     }
@@ -159,29 +163,32 @@ impl Store {
     /// Replaces the default secret with `secret`; the old one keeps signing
     /// until `previous_until`.
     pub async fn rotate_default_secret(&self, secret: String, previous_until: f64) -> Result<()> {
-        self.run(move |conn| {
+        self.run(move |mut conn| {
             Box::pin(async move {
-                let upsert = "INSERT INTO settings (key, value) VALUES (?, ?) \
-                              ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-                sqlx::query(
-                    "INSERT OR REPLACE INTO settings (key, value) \
-                     SELECT ?, value FROM settings WHERE key = ?",
-                )
-                .bind(PREVIOUS_SECRET)
-                .bind(SECRET)
-                .execute(&mut *conn)
-                .await?;
-                for (key, value) in [
-                    (PREVIOUS_UNTIL, previous_until.to_string()),
-                    (SECRET, secret),
-                ] {
-                    sqlx::query(upsert)
-                        .bind(key)
-                        .bind(value)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
+                both!(&mut conn, conn => {
+                    let upsert = "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                                  ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+                    sqlx::query(
+                        "INSERT INTO settings (key, value) \
+                         SELECT $1, value FROM settings WHERE key = $2 \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(PREVIOUS_SECRET)
+                    .bind(SECRET)
+                    .execute(&mut *conn)
+                    .await?;
+                    for (key, value) in [
+                        (PREVIOUS_UNTIL, previous_until.to_string()),
+                        (SECRET, secret),
+                    ] {
+                        sqlx::query(upsert)
+                            .bind(key)
+                            .bind(value)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
             })
         })
         .await
@@ -196,13 +203,14 @@ impl Store {
         now: f64,
     ) -> Result<()> {
         let stamp = Now::current().stamp;
-        self.run(move |conn| {
-            Box::pin(async move {
+        self.run(move |mut conn| {
+            Box::pin(async move { both!(&mut conn, conn => {
                 for d in &deliveries {
                     sqlx::query(
-                        "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, job_id, \
+                        "INSERT INTO webhook_deliveries (id, endpoint_id, job_id, \
                          event_id, event_type, payload, status, next_attempt_at, created_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8) \
+                         ON CONFLICT DO NOTHING",
                     )
                     .bind(&d.id)
                     .bind(&d.endpoint_id)
@@ -217,16 +225,17 @@ impl Store {
                 }
                 for c in &cursors {
                     sqlx::query(
-                        "UPDATE webhook_endpoints SET cursor = MAX(cursor, ?), done = ? WHERE id = ?",
+                        "UPDATE webhook_endpoints SET cursor = CASE WHEN cursor > $1 THEN cursor ELSE $1 END, \
+                         done = $2 WHERE id = $3",
                     )
                     .bind(c.cursor)
-                    .bind(c.done)
+                    .bind(i64::from(c.done))
                     .bind(&c.endpoint_id)
                     .execute(&mut *conn)
                     .await?;
                 }
                 Ok(())
-            })
+            }) })
         })
         .await
     }
@@ -237,13 +246,13 @@ impl Store {
     /// success ends the streak. True when the subscription was disabled.
     pub async fn record_attempt(&self, record: AttemptRecord) -> Result<bool> {
         let now = Now::current();
-        self.run(move |conn| {
-            Box::pin(async move {
+        self.run(move |mut conn| {
+            Box::pin(async move { both!(&mut conn, conn => {
                 let a = &record.attempt;
                 sqlx::query(
                     "INSERT INTO webhook_attempts \
                      (delivery_id, attempted_at, status_code, latency_ms, error) \
-                     VALUES (?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&record.delivery_id)
                 .bind(&a.attempted_at)
@@ -258,8 +267,8 @@ impl Store {
                     AttemptOutcome::Failed => ("failed", now.ts),
                 };
                 sqlx::query(
-                    "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \
-                     next_attempt_at = ? WHERE id = ?",
+                    "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
+                     next_attempt_at = $2 WHERE id = $3",
                 )
                 .bind(status)
                 .bind(next)
@@ -267,24 +276,24 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
                 if record.outcome == AttemptOutcome::Delivered {
-                    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?")
+                    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
                         .bind(&record.endpoint_id)
                         .execute(&mut *conn)
                         .await?;
                     return Ok(false);
                 }
                 sqlx::query(
-                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) \
-                     WHERE id = ?",
+                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) \
+                     WHERE id = $2",
                 )
                 .bind(now.ts)
                 .bind(&record.endpoint_id)
                 .execute(&mut *conn)
                 .await?;
                 let disabled = sqlx::query(
-                    "UPDATE webhook_endpoints SET disabled_at = ? \
-                     WHERE id = ? AND job_id IS NULL AND disabled_at IS NULL \
-                     AND failing_since < ?",
+                    "UPDATE webhook_endpoints SET disabled_at = $1 \
+                     WHERE id = $2 AND job_id IS NULL AND disabled_at IS NULL \
+                     AND failing_since < $3",
                 )
                 .bind(&now.stamp)
                 .bind(&record.endpoint_id)
@@ -292,7 +301,7 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
                 Ok(disabled.rows_affected() > 0)
-            })
+            }) })
         })
         .await
     }
@@ -303,37 +312,39 @@ impl Store {
     pub async fn resend_delivery(&self, endpoint: &str, delivery: &str) -> Result<Option<bool>> {
         let (endpoint, delivery) = (endpoint.to_string(), delivery.to_string());
         let now = Now::current().ts;
-        self.run(move |conn| {
+        self.run(move |mut conn| {
             Box::pin(async move {
-                let row = sqlx::query(
-                    "SELECT status FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?",
-                )
-                .bind(&delivery)
-                .bind(&endpoint)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                if row.get::<String, _>(0) == "pending" {
-                    return Ok(Some(false));
-                }
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, \
-                     next_attempt_at = ? WHERE id = ?",
-                )
-                .bind(now)
-                .bind(&delivery)
-                .execute(&mut *conn)
-                .await?;
-                // A subscription disabled for failing is enabled again by
-                // a client who asks for a resend.
-                sqlx::query(
-                    "UPDATE webhook_endpoints SET disabled_at = NULL, failing_since = NULL \
-                     WHERE id = ?",
-                )
-                .bind(&endpoint)
-                .execute(&mut *conn)
-                .await?;
-                Ok(Some(true))
+                both!(&mut conn, conn => {
+                    let row = sqlx::query(
+                        "SELECT status FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
+                    )
+                    .bind(&delivery)
+                    .bind(&endpoint)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    if row.text(0)? == "pending" {
+                        return Ok(Some(false));
+                    }
+                    sqlx::query(
+                        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, \
+                         next_attempt_at = $1 WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(&delivery)
+                    .execute(&mut *conn)
+                    .await?;
+                    // A subscription disabled for failing is enabled again by
+                    // a client who asks for a resend.
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET disabled_at = NULL, failing_since = NULL \
+                         WHERE id = $1",
+                    )
+                    .bind(&endpoint)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(Some(true))
+                })
             })
         })
         .await
@@ -342,16 +353,18 @@ impl Store {
     /// Deletes delivered and failed messages, with their attempts, that
     /// ended before `before` (Unix seconds); returns how many.
     pub async fn prune_deliveries(&self, before: f64) -> Result<u64> {
-        self.run(move |conn| {
+        self.run(move |mut conn| {
             Box::pin(async move {
-                let done = sqlx::query(
-                    "DELETE FROM webhook_deliveries \
-                     WHERE status != 'pending' AND next_attempt_at < ?",
-                )
-                .bind(before)
-                .execute(&mut *conn)
-                .await?;
-                Ok(done.rows_affected())
+                both!(&mut conn, conn => {
+                    let done = sqlx::query(
+                        "DELETE FROM webhook_deliveries \
+                         WHERE status != 'pending' AND next_attempt_at < $1",
+                    )
+                    .bind(before)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(done.rows_affected())
+                })
             })
         })
         .await

@@ -5,15 +5,15 @@
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::ColumnIndex;
 use uuid::Uuid;
 
+use super::apply::Op;
+use super::db::{Conn, both};
 use super::jobs::Now;
-use super::rows::event_from_row;
-use super::writer::Op;
+use super::rows::Columns;
 use super::{Result, Store, StoreError};
-use crate::model::{Event, Job, JobWebhook, WebhookEvent};
+use crate::model::{Job, JobWebhook, WebhookEvent};
 
 /// A subscription, global or one job's own.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +123,7 @@ macro_rules! select_endpoints {
         )
     };
 }
+pub(super) use select_endpoints;
 
 /// `SELECT <every delivery column> FROM webhook_deliveries d <rest>`.
 macro_rules! select_deliveries {
@@ -134,46 +135,53 @@ macro_rules! select_deliveries {
         )
     };
 }
+pub(super) use select_deliveries;
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("webhook row: {what}"))
 }
 
-fn endpoint_from_row(row: &SqliteRow) -> Result<Endpoint> {
-    let events: String = row.get("events");
-    let job_id: Option<String> = row.get("job_id");
+pub(super) fn endpoint_from_row<R: Columns>(row: &R) -> Result<Endpoint>
+where
+    &'static str: ColumnIndex<R>,
+{
+    let events = row.text("events")?;
     Ok(Endpoint {
-        id: row.get("id"),
-        url: row.get("url"),
+        id: row.text("id")?,
+        url: row.text("url")?,
         events: serde_json::from_str(&events).map_err(|_| corrupt("events"))?,
-        job_id: job_id
+        job_id: row
+            .text_opt("job_id")?
             .map(|id| Uuid::parse_str(&id).map_err(|_| corrupt("job_id")))
             .transpose()?,
-        secret: row.get("secret"),
-        previous_secret: row.get("previous_secret"),
-        previous_secret_until: row.get("previous_secret_until"),
-        cursor: row.get("cursor"),
-        description: row.get("description"),
-        created_at: row.get("created_at"),
-        failing_since: row.get("failing_since"),
-        disabled_at: row.get("disabled_at"),
-        done: row.get::<i64, _>("done") != 0,
+        secret: row.text_opt("secret")?,
+        previous_secret: row.text_opt("previous_secret")?,
+        previous_secret_until: row.real_opt("previous_secret_until")?,
+        cursor: row.int("cursor")?,
+        description: row.text_opt("description")?,
+        created_at: row.text("created_at")?,
+        failing_since: row.real_opt("failing_since")?,
+        disabled_at: row.text_opt("disabled_at")?,
+        done: row.int("done")? != 0,
     })
 }
 
-fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
-    let job_id: String = row.get("job_id");
+pub(super) fn delivery_from_row<R: Columns>(row: &R) -> Result<Delivery>
+where
+    &'static str: ColumnIndex<R>,
+{
+    let job_id = row.text("job_id")?;
     Ok(Delivery {
-        id: row.get("id"),
-        endpoint_id: row.get("endpoint_id"),
+        id: row.text("id")?,
+        endpoint_id: row.text("endpoint_id")?,
         job_id: Uuid::parse_str(&job_id).map_err(|_| corrupt("job_id"))?,
-        event_id: row.get("event_id"),
-        event_type: row.get("event_type"),
-        payload: row.get("payload"),
-        status: row.get("status"),
-        attempts: row.get::<i64, _>("attempts") as u32,
-        next_attempt_at: row.get("next_attempt_at"),
-        created_at: row.get("created_at"),
+        event_id: row.int("event_id")?,
+        event_type: row.text("event_type")?,
+        payload: row.text("payload")?,
+        status: row.text("status")?,
+        attempts: row.int("attempts")?.max(0) as u32,
+        next_attempt_at: row.real("next_attempt_at")?,
+        created_at: row.text("created_at")?,
     })
 }
 
@@ -185,22 +193,24 @@ pub fn job_endpoint_id(job: Uuid) -> String {
 /// Inserts a job's own webhook, in the transaction that creates the job, so
 /// that no job with a webhook exists without its subscription.
 pub(super) async fn insert_job_endpoint(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     job: &Job,
     hook: &JobWebhook,
     now: &Now,
 ) -> Result<()> {
-    sqlx::query(
+    let events = serde_json::to_string(&hook.events).map_err(|_| corrupt("events"))?;
+    both!(conn, c => sqlx::query(
         "INSERT INTO webhook_endpoints (id, url, events, job_id, cursor, created_at) \
-         VALUES (?, ?, ?, ?, 0, ?)",
+         VALUES ($1, $2, $3, $4, 0, $5)",
     )
     .bind(job_endpoint_id(job.id))
     .bind(&hook.url)
-    .bind(serde_json::to_string(&hook.events).map_err(|_| corrupt("events"))?)
+    .bind(events)
     .bind(job.id.to_string())
     .bind(&now.stamp)
-    .execute(&mut *conn)
-    .await?;
+    .execute(&mut *c)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
@@ -225,7 +235,7 @@ impl Store {
     pub async fn run<T, F>(&self, task: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(Conn<'c>) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let slot = Arc::new(Mutex::new(None));
         let out = slot.clone();
@@ -244,144 +254,5 @@ impl Store {
         .await?;
         let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         value.ok_or(StoreError::Closed)
-    }
-
-    /// Every subscription; with `active`, only those still to be served
-    /// (not disabled, and for a job's webhook, not done).
-    pub async fn endpoints(&self, active: bool) -> Result<Vec<Endpoint>> {
-        let sql = if active {
-            select_endpoints!("WHERE done = 0 AND disabled_at IS NULL ORDER BY created_at, id")
-        } else {
-            select_endpoints!("WHERE job_id IS NULL ORDER BY created_at, id")
-        };
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query(sql).fetch_all(&mut *conn).await?;
-        rows.iter().map(endpoint_from_row).collect()
-    }
-
-    /// One subscription.
-    pub async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query(select_endpoints!("WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.as_ref().map(endpoint_from_row).transpose()
-    }
-
-    /// Up to `limit` events of every job after `after`, oldest first.
-    pub async fn log_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT id, job_id, type, level, message, stage, kind, payload, timestamp \
-             FROM events WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    /// Pending deliveries due by `now`, each the oldest pending one of its
-    /// subscription and job, so that a job's messages go out in order.
-    pub async fn due_deliveries(&self, now: f64, limit: i64) -> Result<Vec<Delivery>> {
-        let mut conn = self.read.acquire().await?;
-        // The head of each lane (subscription and job) from one range of
-        // the lanes index, then those heads that are due.
-        let sql = select_deliveries!(
-            "JOIN (SELECT endpoint_id AS e, job_id AS j, MIN(event_id) AS head \
-                   FROM webhook_deliveries WHERE status = 'pending' \
-                   GROUP BY endpoint_id, job_id) ON e = d.endpoint_id AND j = d.job_id \
-                   AND head = d.event_id \
-             WHERE d.next_attempt_at <= ? \
-             AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL) \
-             ORDER BY d.next_attempt_at, d.event_id LIMIT ?"
-        );
-        let rows = sqlx::query(sql)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
-    }
-
-    /// The oldest pending delivery of one lane (subscription and job), if
-    /// it is due by `now`.
-    pub async fn next_in_lane(
-        &self,
-        endpoint: &str,
-        job: Uuid,
-        now: f64,
-    ) -> Result<Option<Delivery>> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query(select_deliveries!(
-            "WHERE status = 'pending' AND endpoint_id = ? AND job_id = ? \
-             ORDER BY event_id LIMIT 1"
-        ))
-        .bind(endpoint)
-        .bind(job.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let next = row.as_ref().map(delivery_from_row).transpose()?;
-        Ok(next.filter(|d| d.next_attempt_at <= now))
-    }
-
-    /// When the next pending delivery falls due, if any is pending.
-    pub async fn next_due(&self) -> Result<Option<f64>> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(row.get(0))
-    }
-
-    /// A subscription's deliveries, newest first, with their attempts,
-    /// oldest first.
-    pub async fn deliveries(
-        &self,
-        endpoint: &str,
-        limit: i64,
-    ) -> Result<Vec<(Delivery, Vec<Attempt>)>> {
-        let mut conn = self.read.acquire().await?;
-        let sql = select_deliveries!("WHERE endpoint_id = ? ORDER BY event_id DESC LIMIT ?");
-        let rows = sqlx::query(sql)
-            .bind(endpoint)
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let delivery = delivery_from_row(row)?;
-            let attempts = sqlx::query(
-                "SELECT attempted_at, status_code, latency_ms, error FROM webhook_attempts \
-                 WHERE delivery_id = ? ORDER BY id",
-            )
-            .bind(&delivery.id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| Attempt {
-                attempted_at: row.get("attempted_at"),
-                status_code: row.get::<Option<i64>, _>("status_code").map(|c| c as u16),
-                latency_ms: row.get("latency_ms"),
-                error: row.get("error"),
-            })
-            .collect();
-            out.push((delivery, attempts));
-        }
-        Ok(out)
-    }
-
-    /// A server setting.
-    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(row.map(|row| row.get(0)))
     }
 }

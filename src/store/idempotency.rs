@@ -2,9 +2,9 @@
 //! by the writer (inserts, with the purge of expired keys) and by the read
 //! pool (lookups).
 
-use sqlx::{Row, SqliteConnection};
-
 use super::Result;
+use super::db::{Conn, both};
+use super::rows::Columns;
 
 /// How long a key is kept, in seconds: 24 hours.
 pub const KEEP_SECS: i64 = 24 * 60 * 60;
@@ -32,16 +32,20 @@ fn unix_now() -> i64 {
 
 /// Keeps `answer` (replacing an expired one under the same key) and drops
 /// the keys older than [`KEEP_SECS`].
-pub async fn keep(conn: &mut SqliteConnection, answer: &KeptAnswer) -> Result<()> {
+pub async fn keep(conn: &mut Conn<'_>, answer: &KeptAnswer) -> Result<()> {
     let now = unix_now();
-    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+    both!(conn, c => {
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(now - KEEP_SECS)
-        .execute(&mut *conn)
+        .execute(&mut *c)
         .await?;
     sqlx::query(
-        "INSERT OR REPLACE INTO idempotency_keys \
+        "INSERT INTO idempotency_keys \
          (scope, key, fingerprint, status, content_type, body, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+         status = excluded.status, content_type = excluded.content_type, \
+         body = excluded.body, created_at = excluded.created_at",
     )
     .bind(&answer.scope)
     .bind(&answer.key)
@@ -50,34 +54,32 @@ pub async fn keep(conn: &mut SqliteConnection, answer: &KeptAnswer) -> Result<()
     .bind(&answer.content_type)
     .bind(&answer.body)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(&mut *c)
     .await?;
+    });
     Ok(())
 }
 
 /// The answer kept under `key` in `scope`, unless it has expired.
-pub async fn find(
-    conn: &mut SqliteConnection,
-    scope: &str,
-    key: &str,
-) -> Result<Option<KeptAnswer>> {
-    let row = sqlx::query(
-        "SELECT fingerprint, status, content_type, body FROM idempotency_keys \
-         WHERE scope = ? AND key = ? AND created_at >= ?",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(unix_now() - KEEP_SECS)
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let status: i64 = row.try_get(1)?;
-    Ok(Some(KeptAnswer {
-        scope: scope.to_string(),
-        key: key.to_string(),
-        fingerprint: row.try_get(0)?,
-        status: u16::try_from(status).unwrap_or(500),
-        content_type: row.try_get(2)?,
-        body: row.try_get(3)?,
-    }))
+pub async fn find(conn: &mut Conn<'_>, scope: &str, key: &str) -> Result<Option<KeptAnswer>> {
+    both!(conn, c => {
+        let row = sqlx::query(
+            "SELECT fingerprint, status, content_type, body FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2 AND created_at >= $3",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(unix_now() - KEEP_SECS)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(KeptAnswer {
+            scope: scope.to_string(),
+            key: key.to_string(),
+            fingerprint: row.text(0)?,
+            status: u16::try_from(row.int(1)?).unwrap_or(500),
+            content_type: row.text_opt(2)?,
+            body: row.bytes(3)?,
+        }))
+    })
 }

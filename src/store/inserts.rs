@@ -8,10 +8,11 @@
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use super::Result;
+use super::db::Conn;
 use super::jobs::Now;
 use crate::model::{Event, EventKind, NewEvent};
 
@@ -70,51 +71,121 @@ impl Pending {
     /// `committed` with the slot of its request.
     pub async fn flush(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut Conn<'_>,
         now: &Now,
-        mut committed: impl FnMut(usize, Event),
+        committed: impl FnMut(usize, Event),
     ) -> Result<()> {
         if self.rows.is_empty() {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.rows);
-        // (rows in the statement, id of its first row)
-        let mut statements = Vec::new();
-        let mut done = 0;
-        while done < rows.len() {
-            let left = rows.len() - done;
-            let size = CHUNKS.into_iter().find(|size| *size <= left).unwrap_or(1);
-            let chunk = &rows[done..done + size];
-            let mut texts = [0u8; 36 * CHUNKS[0]];
-            let ids: Vec<&str> = chunk
-                .iter()
-                .zip(texts.chunks_mut(36))
-                .map(|(row, buf)| &*row.job_text.encode_lower(buf))
-                .collect();
-            let mut query = sqlx::query(insert_sql(size));
-            for (row, id) in chunk.iter().zip(&ids) {
-                let e = &row.event;
-                query = query
-                    .bind(*id)
-                    .bind(e.ty.as_str())
-                    .bind(e.level.as_str())
-                    .bind(e.message.as_str())
-                    .bind(e.stage.as_deref())
-                    .bind(e.kind.map(EventKind::as_str))
-                    .bind(row.payload.as_deref())
-                    .bind(now.ts);
-            }
-            // One writer in one statement: the ids are consecutive.
-            let last = query.execute(&mut *conn).await?.last_insert_rowid();
-            statements.push((size, last - size as i64 + 1));
-            done += size;
+        match conn {
+            Conn::Sqlite(c) => insert_sqlite(c, rows, now, committed).await,
+            Conn::Postgres(c) => insert_postgres(c, rows, now, committed).await,
         }
-        let mut rows = rows.into_iter();
-        for (size, first) in statements {
-            for (id, row) in (first..).zip(rows.by_ref().take(size)) {
-                committed(row.slot, Event::committed(id, row.job, row.event, now.ts));
-            }
-        }
-        Ok(())
     }
+}
+
+async fn insert_sqlite(
+    conn: &mut SqliteConnection,
+    rows: Vec<Row>,
+    now: &Now,
+    mut committed: impl FnMut(usize, Event),
+) -> Result<()> {
+    // (rows in the statement, id of its first row)
+    let mut statements = Vec::new();
+    let mut done = 0;
+    while done < rows.len() {
+        let left = rows.len() - done;
+        let size = CHUNKS.into_iter().find(|size| *size <= left).unwrap_or(1);
+        let chunk = &rows[done..done + size];
+        let mut texts = [0u8; 36 * CHUNKS[0]];
+        let ids: Vec<&str> = chunk
+            .iter()
+            .zip(texts.chunks_mut(36))
+            .map(|(row, buf)| &*row.job_text.encode_lower(buf))
+            .collect();
+        let mut query = sqlx::query(insert_sql(size));
+        for (row, id) in chunk.iter().zip(&ids) {
+            let e = &row.event;
+            query = query
+                .bind(*id)
+                .bind(e.ty.as_str())
+                .bind(e.level.as_str())
+                .bind(e.message.as_str())
+                .bind(e.stage.as_deref())
+                .bind(e.kind.map(EventKind::as_str))
+                .bind(row.payload.as_deref())
+                .bind(now.ts);
+        }
+        // One writer in one statement: the ids are consecutive.
+        let last = query.execute(&mut *conn).await?.last_insert_rowid();
+        statements.push((size, last - size as i64 + 1));
+        done += size;
+    }
+    let mut rows = rows.into_iter();
+    for (size, first) in statements {
+        for (id, row) in (first..).zip(rows.by_ref().take(size)) {
+            committed(row.slot, Event::committed(id, row.job, row.event, now.ts));
+        }
+    }
+    Ok(())
+}
+
+/// Draws the batch's ids from the event sequence (the writer holds the
+/// event-order lock, so they rise with commit order) and inserts every row
+/// in one statement.
+async fn insert_postgres(
+    conn: &mut PgConnection,
+    rows: Vec<Row>,
+    now: &Now,
+    mut committed: impl FnMut(usize, Event),
+) -> Result<()> {
+    let mut ids: Vec<i64> =
+        sqlx::query_scalar("SELECT nextval('events_id_seq') FROM generate_series(1, $1)")
+            .bind(rows.len() as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+    ids.sort_unstable();
+    let jobs: Vec<String> = rows.iter().map(|r| r.job_text.to_string()).collect();
+    sqlx::query(
+        "INSERT INTO events (id, job_id, type, level, message, stage, kind, payload, timestamp) \
+         SELECT *, $9 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::text[])",
+    )
+    .bind(&ids)
+    .bind(&jobs)
+    .bind(rows.iter().map(|r| r.event.ty.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.event.level.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.event.message.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.event.stage.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.event.kind.map(EventKind::as_str))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.payload.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(now.ts)
+    .execute(&mut *conn)
+    .await?;
+    for (id, row) in ids.into_iter().zip(rows) {
+        committed(row.slot, Event::committed(id, row.job, row.event, now.ts));
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! Jobs and events in SQLite: the one source of truth.
+//! Jobs and events in SQLite or PostgreSQL: the one source of truth.
 //!
 //! Reads go through a small pool of read-only connections; every write goes
 //! through the single writer task in [`writer`], whose job SQL lives in
@@ -6,43 +6,59 @@
 //! here knows about HTTP, and nothing in here decides policy such as when
 //! a job is retried.
 
+mod apply;
 mod cache;
+mod db;
 mod figures;
+mod hook_reads;
 mod hook_writes;
 mod hooks;
 mod idempotency;
 mod inserts;
 mod jobs;
+mod leases;
 mod listing;
+mod patch;
+mod reads;
 mod rows;
+mod sequencer;
 mod states;
 mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use apply::Op;
 pub use cache::Filter;
-use cache::{LogCache, Lookup};
+use cache::LogCache;
+pub use db::Backend;
+use db::Pool;
 pub use hook_writes::{CursorMove, DefaultSecret, NewDelivery};
 pub use hooks::{
     Attempt, AttemptOutcome, AttemptRecord, Delivery, Endpoint, NewEndpoint, job_endpoint_id,
 };
 pub use idempotency::KeptAnswer;
 pub use jobs::{CancelOutcome, Deleted, JobPatch, NewJob, Stamp};
-use rows::{job_by_id, job_from_row, select_jobs};
-use writer::{Op, Sinks};
+pub use leases::{HEARTBEAT, LEASE, LeaseReport};
+use sequencer::Sequencer;
+pub use sequencer::Signal;
+use states::States;
+pub use writer::EVENT_ORDER_LOCK;
+use writer::{Link, Sinks};
 
 use crate::hub::Hub;
-use crate::model::{Event, Job, JobState, NewEvent};
+use crate::model::{Event, Job, NewEvent};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How many requests may wait for the writer before callers wait too.
 const WRITER_QUEUE: usize = 8192;
@@ -50,7 +66,7 @@ const WRITER_QUEUE: usize = 8192;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused or failed.
+    /// The database refused or failed.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
     /// A migration could not run.
@@ -95,62 +111,131 @@ pub struct JobPage {
 /// Cheap handle to the store; clone it freely.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
+    read: Pool,
     writer: mpsc::Sender<Op>,
     cache: Arc<LogCache>,
+    backend: Backend,
+    instance: Arc<str>,
+    /// What other instances did, for the engine; taken once.
+    signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<Signal>>>>,
+    leases: Arc<leases::Leases>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, runs migrations and starts
-    /// the writer. Committed events are published on `hub`.
+    /// Opens (creating if needed) the database at `url`, SQLite or
+    /// PostgreSQL, runs its migrations and starts the writer. Committed
+    /// events are published on `hub`. Jobs this process claims are owned
+    /// by `instance`.
     pub async fn open(
         url: &str,
+        instance: &str,
         hub: Arc<Hub>,
         cache_events: usize,
         cache_bytes: usize,
     ) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // With WAL, NORMAL loses nothing on a process crash (kill -9);
-            // only an OS crash or power cut can drop the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        if let Some(folder) = options.get_filename().parent()
-            && !folder.as_os_str().is_empty()
-            && !is_memory(options.get_filename())
-        {
-            std::fs::create_dir_all(folder)?;
-        }
-        let mut conn = SqliteConnection::connect_with(&options).await?;
-        MIGRATOR.run(&mut conn).await?;
-        let read = SqlitePoolOptions::new()
-            .min_connections(1)
-            .max_connections(4)
-            .connect_with(options.clone().pragma("query_only", "ON"))
-            .await?;
         let cache = Arc::new(LogCache::new(cache_events, cache_bytes));
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let sinks = Sinks {
-            cache: cache.clone(),
-            hub,
+        let (signal_tx, signal_rx) = mpsc::unbounded_channel();
+        let backend = Backend::of_url(url);
+        let leases = Arc::new(leases::Leases::default());
+        let read = match backend {
+            Backend::Sqlite => {
+                let (read, link) = open_sqlite(url).await?;
+                let sinks = Sinks {
+                    cache: cache.clone(),
+                    hub,
+                    sequencer: None,
+                };
+                let states = States::new(None);
+                tokio::spawn(writer::run(link, rx, sinks, instance.to_string(), states));
+                read
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url)?;
+                let mut conn = PgConnection::connect_with(&options).await?;
+                POSTGRES_MIGRATOR.run(&mut conn).await?;
+                let read = PgPoolOptions::new()
+                    .min_connections(1)
+                    .max_connections(8)
+                    .connect_with(options.clone())
+                    .await?;
+                let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                    .fetch_one(&read)
+                    .await?;
+                let sequencer = Arc::new(Sequencer::new(
+                    last,
+                    read.clone(),
+                    cache.clone(),
+                    hub.clone(),
+                    signal_tx,
+                ));
+                let listen = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_lazy_with(options.clone());
+                tokio::spawn(sequencer::listen(sequencer.clone(), listen, hub.clone()));
+                leases::beat(&read, instance).await?;
+                tokio::spawn(leases::keep(
+                    read.clone(),
+                    instance.to_string(),
+                    leases.clone(),
+                    hub.clone(),
+                ));
+                let sinks = Sinks {
+                    cache: cache.clone(),
+                    hub,
+                    sequencer: Some(sequencer),
+                };
+                let link = Link::Postgres {
+                    options,
+                    conn: Some(conn),
+                };
+                let states = States::new(Some(instance.to_string()));
+                tokio::spawn(writer::run(link, rx, sinks, instance.to_string(), states));
+                Pool::Postgres(read)
+            }
         };
-        tokio::spawn(writer::run(
-            options.pragma("query_only", "OFF"),
-            conn,
-            rx,
-            sinks,
-        ));
         Ok(Store {
             read,
             writer: tx,
             cache,
+            backend,
+            instance: instance.into(),
+            signals: Arc::new(Mutex::new(Some(signal_rx))),
+            leases,
         })
     }
 
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The instance that owns the jobs this process claims.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// What other instances did that this one acts on. The receiver is
+    /// handed out once; later calls get `None`.
+    pub fn take_signals(&self) -> Option<mpsc::UnboundedReceiver<Signal>> {
+        self.signals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Counts jobs of dead instances this one rescued.
+    pub fn count_rescued(&self, jobs: u64) {
+        self.leases.rescued(jobs);
+    }
+
+    /// This instance's lease, for the health report.
+    pub fn lease_report(&self) -> LeaseReport {
+        self.leases.report(self.backend)
+    }
+
     /// Sends `op` to the writer and waits for its answer.
-    async fn write<T>(&self, op: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T> {
+    async fn write<T>(&self, op: impl FnOnce(apply::Reply<T>) -> Op) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.writer
             .send(op(reply))
@@ -200,166 +285,10 @@ impl Store {
 
     /// Keeps a submit's answer under its Idempotency-Key for 24 hours.
     pub async fn keep_answer(&self, answer: KeptAnswer) -> Result<()> {
-        self.run(move |conn| Box::pin(async move { idempotency::keep(conn, &answer).await }))
-            .await
-    }
-
-    /// The answer kept under an Idempotency-Key, unless it has expired.
-    pub async fn kept_answer(&self, scope: &str, key: &str) -> Result<Option<KeptAnswer>> {
-        let mut conn = self.read.acquire().await?;
-        idempotency::find(&mut conn, scope, key).await
-    }
-
-    /// Finished jobs that ended before `cutoff` (RFC 3339), oldest first.
-    pub async fn finished_before(&self, cutoff: &str) -> Result<Vec<Uuid>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT id FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') \
-             AND completed_at < ? ORDER BY seq",
-        )
-        .bind(cutoff)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.get(0);
-                Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt("id".into()))
-            })
-            .collect()
-    }
-
-    /// How many jobs are queued (an index range, not a scan).
-    pub async fn queued_jobs(&self) -> Result<u64> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(row.get::<i64, _>(0).max(0) as u64)
-    }
-
-    /// One job.
-    pub async fn job(&self, id: Uuid) -> Result<Option<Job>> {
-        let mut conn = self.read.acquire().await?;
-        job_by_id(&mut conn, id).await
-    }
-
-    /// Every job in `state`, oldest first.
-    pub async fn jobs_in_state(&self, state: JobState) -> Result<Vec<Job>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query(select_jobs!("WHERE state = ? ORDER BY seq"))
-            .bind(state.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    /// The job and the id of the last event its row reflects, read in one
-    /// snapshot. For a finished job the terminal event is not counted, so a
-    /// stream that resumes from this id still receives it.
-    pub async fn snapshot(&self, id: Uuid) -> Result<Option<(Job, i64)>> {
-        let mut conn = self.read.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let Some(job) = job_by_id(&mut tx, id).await? else {
-            return Ok(None);
-        };
-        let ids = sqlx::query("SELECT id FROM events WHERE job_id = ? ORDER BY id DESC LIMIT 2")
-            .bind(id.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let ids: Vec<i64> = ids.iter().map(|r| r.get::<i64, _>(0)).collect();
-        let last = if job.state.is_terminal() {
-            ids.get(1).copied().unwrap_or(0)
-        } else {
-            ids.first().copied().unwrap_or(0)
-        };
-        Ok(Some((job, last)))
-    }
-
-    /// Up to `limit` events of a job after `after`, oldest first. `None` when
-    /// there is no such job.
-    pub async fn events_after(
-        &self,
-        job: Uuid,
-        after: i64,
-        limit: usize,
-        filter: Filter<'_>,
-    ) -> Result<Option<Vec<Arc<Event>>>> {
-        if let Lookup::Hit(events) = self.cache.read(job, after, limit, filter) {
-            return Ok(Some(events));
-        }
-        let load = self.cache.begin_load(job);
-        let mut conn = self.read.acquire().await?;
-        if job_by_id(&mut conn, job).await?.is_none() {
-            // No such job: dropping the load gives the slot up.
-            return Ok(None);
-        }
-        let events = rows::events_of_job(&mut conn, job, 0).await?;
-        self.cache.finish_load(load, events);
-        match self.cache.read(job, after, limit, filter) {
-            Lookup::Hit(events) => Ok(Some(events)),
-            // Evicted between load and read: a cache smaller than one log.
-            Lookup::Miss => {
-                let events = rows::events_of_job(&mut conn, job, after).await?;
-                Ok(Some(
-                    events
-                        .into_iter()
-                        .filter(|e| filter.accepts(e))
-                        .take(limit)
-                        .collect(),
-                ))
-            }
-        }
-    }
-
-    /// How many jobs are in each state; states without jobs are left out.
-    /// One pass over the state index.
-    pub async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.get(0);
-                let count: i64 = row.get(1);
-                let state = JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(state))?;
-                Ok((state, count.max(0) as u64))
-            })
-            .collect()
-    }
-
-    /// The id of the newest event of any job (0 for an empty log).
-    pub async fn last_event_id(&self) -> Result<i64> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM events")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(row.get(0))
-    }
-
-    /// The newest job that is running, else the newest queued one.
-    pub async fn newest_active(&self) -> Result<Option<Job>> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query(select_jobs!(
-            "WHERE state IN ('running', 'queued') \
-             ORDER BY state = 'running' DESC, seq DESC LIMIT 1"
-        ))
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-
-    /// The newest job with this generation id.
-    pub async fn newest_by_generation(&self, generation_id: &str) -> Result<Option<Job>> {
-        let mut conn = self.read.acquire().await?;
-        let row = sqlx::query(select_jobs!(
-            "WHERE generation_id = ? ORDER BY seq DESC LIMIT 1"
-        ))
-        .bind(generation_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.run(move |mut conn| {
+            Box::pin(async move { idempotency::keep(&mut conn, &answer).await })
+        })
+        .await
     }
 
     /// Events held in memory, and their approximate bytes, for the health
@@ -369,10 +298,44 @@ impl Store {
     }
 
     /// Closes the read pool. The writer finishes what is queued and stops
-    /// when the last handle is dropped.
+    /// when the last handle is dropped. On PostgreSQL the instance's row
+    /// goes, so that other instances rescue its running jobs at once.
     pub async fn close(&self) {
+        if let Pool::Postgres(pool) = &self.read {
+            leases::leave(pool, &self.instance).await;
+        }
         self.read.close().await;
     }
+}
+
+/// Opens the SQLite file: the read pool and the writer's connection.
+async fn open_sqlite(url: &str) -> Result<(Pool, Link)> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // With WAL, NORMAL loses nothing on a process crash (kill -9);
+        // only an OS crash or power cut can drop the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    if let Some(folder) = options.get_filename().parent()
+        && !folder.as_os_str().is_empty()
+        && !is_memory(options.get_filename())
+    {
+        std::fs::create_dir_all(folder)?;
+    }
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    SQLITE_MIGRATOR.run(&mut conn).await?;
+    let read = SqlitePoolOptions::new()
+        .min_connections(1)
+        .max_connections(4)
+        .connect_with(options.clone().pragma("query_only", "ON"))
+        .await?;
+    let link = Link::Sqlite {
+        options: options.pragma("query_only", "OFF"),
+        conn: Some(conn),
+    };
+    Ok((Pool::Sqlite(read), link))
 }
 
 fn is_memory(path: &Path) -> bool {

@@ -1,38 +1,70 @@
 //! The job states the writer knows, so that a plain append need not ask
-//! SQLite whether its job is still open.
+//! the database whether its job is still open.
 
 use std::collections::HashMap;
 
-use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::Result;
+use super::db::Conn;
 use super::jobs;
 use crate::model::JobState;
 
-/// The state of each job the writer has touched. The writer is the only
-/// one that changes states, so it can tell a plain event append whether
-/// its job is still open without asking SQLite.
-#[derive(Default)]
-pub(super) struct States(pub(super) HashMap<Uuid, JobState>);
+/// The state of each job the writer has touched. On SQLite the writer is
+/// the only one that changes states, so it can tell a plain event append
+/// whether its job is still open without asking. On PostgreSQL other
+/// instances change states too: the writer forgets them at every batch,
+/// and a job is only open to this instance while it owns it.
+pub(super) struct States {
+    known: HashMap<Uuid, JobState>,
+    /// On PostgreSQL, this instance: appends need the job's lease.
+    owner: Option<String>,
+}
 
 impl States {
-    pub(super) async fn get(&mut self, conn: &mut SqliteConnection, job: Uuid) -> Result<JobState> {
-        if let Some(state) = self.0.get(&job) {
-            return Ok(*state);
+    pub(super) fn new(owner: Option<String>) -> Self {
+        States {
+            known: HashMap::new(),
+            owner,
         }
-        let (state, _) = jobs::state_of(conn, job).await?;
+    }
+
+    /// True while events may be appended to `job` by this instance.
+    pub(super) async fn open(&mut self, conn: &mut Conn<'_>, job: Uuid) -> Result<bool> {
+        if let Some(state) = self.known.get(&job) {
+            return Ok(!state.is_terminal());
+        }
+        let (state, owner, _) = jobs::owned_state(conn, job).await?;
+        if self.owner.is_some() && owner != self.owner {
+            return Ok(false);
+        }
         self.set(job, state);
-        Ok(state)
+        Ok(!state.is_terminal())
     }
 
     /// Terminal jobs are forgotten: they are rare to touch again, and a
     /// lookup finds them finished.
     pub(super) fn set(&mut self, job: Uuid, state: JobState) {
         if state.is_terminal() {
-            self.0.remove(&job);
+            self.known.remove(&job);
         } else {
-            self.0.insert(job, state);
+            self.known.insert(job, state);
         }
+    }
+
+    /// Forgets one job (deleted).
+    pub(super) fn forget(&mut self, job: Uuid) {
+        self.known.remove(&job);
+    }
+
+    /// Forgets every job: after a failed batch, and on PostgreSQL at the
+    /// start of each batch.
+    pub(super) fn clear(&mut self) {
+        self.known.clear();
+    }
+
+    /// This instance, when jobs are leased.
+    pub(super) fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 }
