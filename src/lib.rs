@@ -73,7 +73,7 @@ impl Reelay {
             tracing::warn!("another metrics recorder was installed first; /metrics shows nothing");
         }
         let engine = Engine::open(config.clone(), pipeline.initial_stages()).await?;
-        let recovery = worker::lifecycle::recover_interrupted(&engine).await?;
+        let recovery = worker::lifecycle::recover_interrupted(&engine, true).await?;
         if !recovery.requeued.is_empty()
             || !recovery.failed.is_empty()
             || !recovery.cancelled.is_empty()
@@ -98,6 +98,12 @@ impl Reelay {
             }),
             background.clone(),
         );
+        if engine.backend() == store::Backend::Postgres {
+            tokio::spawn(worker::lifecycle::rescue_orphans(
+                engine.clone(),
+                background.clone(),
+            ));
+        }
         if config.job_retention_days > 0 {
             tokio::spawn(engine::keep_retention(
                 engine.clone(),

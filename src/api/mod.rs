@@ -130,9 +130,13 @@ fn cors(origins: &str) -> CorsLayer {
 /// The server's figures and its media tools.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let stats = state.engine.stats();
+    let (instance, lease) = state.engine.instance_report();
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
+        "backend": state.engine.backend().as_str(),
+        "instance": instance,
+        "lease": lease,
         "worker": {
             "running": stats.running,
             "concurrency": state.config.worker_concurrency,

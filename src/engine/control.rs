@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::model::Job;
+use crate::store::Signal;
 
 /// Shared by every clone of the engine.
 #[derive(Default)]
@@ -37,6 +39,18 @@ impl Control {
     pub(super) fn cancel(&self, job: Uuid) {
         if let Some(token) = self.running().get(&job) {
             token.cancel();
+        }
+    }
+
+    /// Acts on what other instances did until the store stops: wakes the
+    /// worker for jobs they queued, and stops jobs running here that they
+    /// were asked to cancel.
+    pub(super) async fn follow(self: Arc<Self>, mut signals: UnboundedReceiver<Signal>) {
+        while let Some(signal) = signals.recv().await {
+            match signal {
+                Signal::Queued => self.wake(),
+                Signal::Cancel(job) => self.cancel(job),
+            }
         }
     }
 

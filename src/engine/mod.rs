@@ -86,20 +86,29 @@ impl Engine {
     /// pending, in order.
     pub async fn open(config: Arc<Config>, stages: Stages) -> Result<Engine> {
         let hub = Hub::new();
+        let instance = match config.instance_id.trim() {
+            "" => format!("reelay-{}", &Uuid::new_v4().simple().to_string()[..8]),
+            named => named.to_string(),
+        };
         let store = Store::open(
             &config.database_url,
+            &instance,
             hub.clone(),
             config.event_cache_events,
             config.event_cache_bytes,
         )
         .await?;
         let webhooks = Webhooks::new(store.clone(), hub.clone(), WebhookSettings::of(&config));
+        let control = Arc::new(Control::default());
+        if let Some(signals) = store.take_signals() {
+            tokio::spawn(control.clone().follow(signals));
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 webhooks,
                 store,
                 hub,
-                control: Arc::new(Control::default()),
+                control,
                 keys: Arc::default(),
                 stages,
                 tools: Arc::new(Tools::new(&config)),

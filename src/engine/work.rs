@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{Claimed, Engine, EngineError, JobPatch, Result};
 use crate::model::{Event, Job, JobState, NewEvent};
+use crate::store::{Backend, LEASE, LeaseReport};
 
 /// First and longest wait between writes retried while the database
 /// cannot be written.
@@ -82,8 +83,44 @@ impl Engine {
         }
     }
 
-    /// Jobs a crash left `running`, oldest first.
-    pub async fn interrupted_jobs(&self) -> Result<Vec<Job>> {
-        Ok(self.inner.store.jobs_in_state(JobState::Running).await?)
+    /// Jobs a crash left `running`, oldest first, with the owner whose
+    /// lease lapsed. On SQLite, where one server owns the database, every
+    /// running job at start-up; on PostgreSQL the jobs of dead instances,
+    /// and at start-up this instance's own (a restart under the same
+    /// `INSTANCE_ID`).
+    pub async fn interrupted_jobs(&self, at_start: bool) -> Result<Vec<(Job, Option<String>)>> {
+        let store = &self.inner.store;
+        Ok(match store.backend() {
+            Backend::Sqlite => store
+                .jobs_in_state(JobState::Running)
+                .await?
+                .into_iter()
+                .map(|job| (job, None))
+                .collect(),
+            Backend::Postgres => store
+                .orphaned_jobs(LEASE.as_secs_f64(), at_start)
+                .await?
+                .into_iter()
+                .map(|(job, owner)| (job, Some(owner)))
+                .collect(),
+        })
+    }
+
+    /// Which database the store runs on.
+    pub fn backend(&self) -> Backend {
+        self.inner.store.backend()
+    }
+
+    /// This instance's name, its lease and its rescues, for `/health`.
+    pub fn instance_report(&self) -> (String, LeaseReport) {
+        let store = &self.inner.store;
+        (store.instance().to_string(), store.lease_report())
+    }
+
+    /// Counts jobs of dead instances this one rescued, and wakes the
+    /// worker for those back in the queue.
+    pub fn rescued(&self, jobs: usize) {
+        self.inner.store.count_rescued(jobs as u64);
+        self.inner.control.wake();
     }
 }

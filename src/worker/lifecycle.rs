@@ -5,12 +5,15 @@
 
 use uuid::Uuid;
 
-use crate::engine::{Engine, JobPatch, Result, Stamp};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Engine, EngineError, JobPatch, Result, Stamp};
 use crate::model::{
     EventKind, EventType, Job, JobState, Level, NewEvent, StageCompleted, StageFailed, StageRecord,
     StageSkipped, StageStarted, StageStatus, Stages,
 };
 use crate::pipeline::StageOutcome;
+use crate::store::HEARTBEAT;
 
 /// Message of a job run by a server without any stages.
 pub const NO_PIPELINE: &str =
@@ -183,6 +186,7 @@ pub(super) fn end_of_run(
             patch.state = Some(JobState::Queued);
             patch.stages = Some(stages.clone());
             patch.started = Some(Stamp::Clear);
+            patch.release = true;
         }
     }
     (events, patch)
@@ -209,17 +213,21 @@ pub struct Recovery {
     pub cancelled: Vec<Uuid>,
 }
 
-/// What to do with one job a crash left running.
-fn after_crash(job: &Job, recovery: &mut Recovery) -> (NewEvent, JobPatch) {
+/// Picks the list of a [`Recovery`] a job goes on.
+type RecoveryList = fn(&mut Recovery) -> &mut Vec<Uuid>;
+
+/// What to do with one job a crash left running, and the list of the
+/// recovery it goes on.
+fn after_crash(job: &Job) -> (NewEvent, JobPatch, RecoveryList) {
     let mut patch = JobPatch {
         current_stage: Some(None),
+        release: true,
         ..JobPatch::default()
     };
-    let event = if job.cancel_requested {
+    if job.cancel_requested {
         patch.state = Some(JobState::Cancelled);
         patch.completed = true;
-        recovery.cancelled.push(job.id);
-        cancelled()
+        (cancelled(), patch, |r| &mut r.cancelled)
     } else if job.recoveries == 0 {
         patch.state = Some(JobState::Queued);
         patch.stages = Some(
@@ -230,25 +238,60 @@ fn after_crash(job: &Job, recovery: &mut Recovery) -> (NewEvent, JobPatch) {
         );
         patch.started = Some(Stamp::Clear);
         patch.recovered = true;
-        recovery.requeued.push(job.id);
-        NewEvent::log(Level::Warning, REQUEUED_AFTER_CRASH).with_kind(EventKind::Requeued)
+        let event =
+            NewEvent::log(Level::Warning, REQUEUED_AFTER_CRASH).with_kind(EventKind::Requeued);
+        (event, patch, |r| &mut r.requeued)
     } else {
         patch.state = Some(JobState::Failed);
         patch.completed = true;
         patch.error_message = Some(FAILED_AFTER_CRASH.into());
-        recovery.failed.push(job.id);
-        failed(FAILED_AFTER_CRASH)
-    };
-    (event, patch)
+        (failed(FAILED_AFTER_CRASH), patch, |r| &mut r.failed)
+    }
 }
 
-/// Requeues (once) or fails the jobs a crash left `running`. Runs before
-/// the worker starts, so nothing else touches these jobs meanwhile.
-pub async fn recover_interrupted(engine: &Engine) -> Result<Recovery> {
+/// Requeues (once) or fails the jobs a crash left `running`: on SQLite
+/// every such job, before the worker starts; on PostgreSQL the jobs of
+/// instances whose lease lapsed, at start-up and then every heartbeat.
+/// Each change is fenced by the dead owner, so when two instances rescue
+/// at once only one of them does.
+pub async fn recover_interrupted(engine: &Engine, at_start: bool) -> Result<Recovery> {
     let mut recovery = Recovery::default();
-    for job in engine.interrupted_jobs().await? {
-        let (event, patch) = after_crash(&job, &mut recovery);
-        engine.append(job.id, vec![event], patch).await?;
+    for (job, owner) in engine.interrupted_jobs(at_start).await? {
+        let (event, mut patch, list) = after_crash(&job);
+        patch.fence = owner;
+        match engine.append(job.id, vec![event], patch).await {
+            Ok(_) => list(&mut recovery).push(job.id),
+            // Another instance rescued it first.
+            Err(EngineError::Finished) => {}
+            Err(err) => return Err(err),
+        }
     }
     Ok(recovery)
+}
+
+/// Rescues the jobs of instances whose lease lapsed, every heartbeat,
+/// until `stop` fires (PostgreSQL only).
+pub async fn rescue_orphans(engine: Engine, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+        match recover_interrupted(&engine, false).await {
+            Ok(recovery) => {
+                let rescued =
+                    recovery.requeued.len() + recovery.failed.len() + recovery.cancelled.len();
+                if rescued > 0 {
+                    tracing::warn!(
+                        requeued = recovery.requeued.len(),
+                        failed = recovery.failed.len(),
+                        cancelled = recovery.cancelled.len(),
+                        "rescued the jobs of an instance whose lease lapsed"
+                    );
+                    engine.rescued(rescued);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not rescue orphaned jobs"),
+        }
+    }
 }

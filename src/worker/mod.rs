@@ -61,9 +61,11 @@ impl Worker {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
-        inner
-            .tracker
-            .spawn(claim_loop(inner.clone(), concurrency.max(1)));
+        // 0: this instance serves the API and runs no jobs (others on the
+        // same PostgreSQL database do).
+        if concurrency > 0 {
+            inner.tracker.spawn(claim_loop(inner.clone(), concurrency));
+        }
         Worker { inner }
     }
 
