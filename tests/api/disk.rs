@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::faults::Tmpfs;
-use crate::helpers::{TestServer, eventually, require_media_tools};
+use crate::helpers::{TestServer, database_url, eventually, require_media_tools, test_postgres};
 use crate::stages::{FileResult, Gate, pipeline, quick};
 
 #[tokio::test]
@@ -110,16 +110,27 @@ async fn finished_jobs_past_their_retention_are_deleted_in_the_background() {
     let dir = server.dir.clone();
     server.stop().await;
     // The first job ended long ago.
-    let url = format!("sqlite://{}", dir.path().join("reelay.db").display());
-    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE jobs SET completed_at = '2020-01-01T00:00:00.000Z' WHERE id = ?")
-        .bind(&old)
-        .execute(&mut db)
-        .await
-        .unwrap();
-    drop(db);
+    let backdate = "UPDATE jobs SET completed_at = '2020-01-01T00:00:00.000Z' WHERE id = $1";
+    let url = database_url(dir.path());
+    if test_postgres().is_some() {
+        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(backdate)
+            .bind(&old)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    } else {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(backdate)
+            .bind(&old)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
 
     let server = TestServer::start_in(
         dir.clone(),

@@ -171,10 +171,69 @@ impl std::ops::Deref for TestServer {
     }
 }
 
-/// A config rooted in `dir`, ignoring the environment.
+/// The PostgreSQL server the tests run against instead of SQLite files,
+/// when `REELAY_TEST_DATABASE` names one (`postgres://...`).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("REELAY_TEST_DATABASE")
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+}
+
+/// The database of the test rooted in `dir`: a SQLite file in it, or on
+/// PostgreSQL a schema of its own, named after the folder, so that two
+/// servers on one folder share a database as two instances would.
+pub fn database_url(dir: &Path) -> String {
+    match test_postgres() {
+        Some(server) => schema_url(&server, dir),
+        None => format!("sqlite://{}", dir.join("reelay.db").display()),
+    }
+}
+
+/// `server` (a `postgres://` URL) with a schema of its own for `dir`,
+/// created if missing.
+pub fn schema_url(server: &str, dir: &Path) -> String {
+    let schema = format!("t_{}", schema_suffix(dir));
+    let statement = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+    let admin = server.to_string();
+    // The tests' runtime may be a current-thread one: run the statement
+    // on a thread of its own.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("REELAY_TEST_DATABASE: connect to PostgreSQL");
+            // The schema name is hex made here, not input.
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut conn)
+                .await
+                .expect("create the test's schema");
+        })
+    })
+    .join()
+    .expect("schema thread");
+    let joiner = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{joiner}options=-c%20search_path%3D{schema}")
+}
+
+/// A short name for a folder, stable for the folder.
+fn schema_suffix(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// A config rooted in `dir`, ignoring the environment. A restart on the
+/// same folder is the same instance.
 pub fn config_in(dir: &TempDir) -> Config {
     Config {
-        database_url: format!("sqlite://{}", dir.path().join("reelay.db").display()),
+        database_url: database_url(dir.path()),
+        instance_id: format!("test-{}", schema_suffix(dir.path())),
         data_dir: dir.path().join("data"),
         footage_dir: dir.path().join("footage"),
         music_dir: dir.path().join("music"),
@@ -271,13 +330,11 @@ impl Binary {
     /// Everything under `dir`, given as absolute paths.
     pub fn start(dir: &Path) -> Self {
         Self::start_with(dir, |cmd| {
-            cmd.env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("reelay.db").display()),
-            )
-            .env("DATA_DIR", dir.join("data"))
-            .env("FOOTAGE_DIR", dir.join("footage"))
-            .env("MUSIC_DIR", dir.join("music"));
+            cmd.env("DATABASE_URL", database_url(dir))
+                .env("INSTANCE_ID", format!("test-{}", schema_suffix(dir)))
+                .env("DATA_DIR", dir.join("data"))
+                .env("FOOTAGE_DIR", dir.join("footage"))
+                .env("MUSIC_DIR", dir.join("music"));
         })
     }
 

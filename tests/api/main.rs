@@ -7,6 +7,7 @@ mod backpressure;
 mod browser;
 mod cancel;
 mod cli;
+mod cluster;
 mod concurrency;
 mod connections;
 mod crash;
