@@ -1,6 +1,7 @@
 //! Instance leases on PostgreSQL: each instance renews a heartbeat row
 //! every [`HEARTBEAT`]; a running job whose owner has not beaten for
-//! [`LEASE`] is an orphan, which any other instance may rescue.
+//! [`LEASE`] is an orphan, which any other instance may rescue. Work that
+//! must run on one instance at a time waits for a session lock ([`hold`]).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -8,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 
 use super::Result;
 use super::db::Backend;
@@ -18,6 +21,41 @@ use crate::hub::Hub;
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a lease lasts without a heartbeat.
 pub const LEASE: Duration = Duration::from_secs(15);
+
+/// The advisory-lock keys of one database schema. Advisory locks are
+/// database-wide, so each schema (one Reelay cluster) gets keys of its
+/// own, from a stable hash of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockKeys {
+    /// Held by every writer from its first event id to its commit.
+    pub event_order: i64,
+    /// Held by the instance that sends webhooks.
+    pub webhooks: i64,
+}
+
+impl LockKeys {
+    /// The keys of `schema`.
+    pub fn of_schema(schema: &str) -> LockKeys {
+        // FNV-1a: the same in every build and process.
+        let hash = schema
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        LockKeys {
+            event_order: (hash & !1) as i64,
+            webhooks: (hash | 1) as i64,
+        }
+    }
+
+    /// The keys of the schema `pool`'s connections use.
+    pub(super) async fn of(pool: &PgPool) -> Result<LockKeys> {
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(pool)
+            .await?;
+        Ok(LockKeys::of_schema(&schema))
+    }
+}
 
 /// This instance's lease and what rescues it made, for `/health`.
 #[derive(Default)]
@@ -110,4 +148,68 @@ pub(super) async fn leave(pool: &PgPool, instance: &str) {
     {
         tracing::warn!(error = %err, "could not give up this instance's lease");
     }
+}
+
+/// A lock held by this instance alone while its connection lives: how
+/// work that must run on one instance at a time (webhook deliveries) picks
+/// its instance. `lost` fires when the connection fails, since the lock
+/// then goes to another instance.
+pub struct Held {
+    /// Fires when the lock may have passed to another instance.
+    pub lost: CancellationToken,
+}
+
+/// Waits until this instance holds the session lock `key` (at once on
+/// SQLite, where there is one instance), or `stop` fires (`None`).
+pub(super) async fn hold(
+    pool: Option<&PgPool>,
+    key: i64,
+    stop: &CancellationToken,
+) -> Option<Held> {
+    let lost = stop.child_token();
+    let Some(pool) = pool else {
+        return Some(Held { lost });
+    };
+    let options = pool.connect_options();
+    loop {
+        match take(&options, key).await {
+            Ok(Some(conn)) => {
+                tokio::spawn(keep_lock(conn, lost.clone()));
+                return Some(Held { lost });
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "could not ask for a lock"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    }
+}
+
+/// A connection holding `key`, or `None` when another instance holds it.
+async fn take(options: &PgConnectOptions, key: i64) -> Result<Option<PgConnection>> {
+    let mut conn = PgConnection::connect_with(options).await?;
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(held.then_some(conn))
+}
+
+/// Keeps the lock's connection alive until `lost` fires or the connection
+/// fails; either way the lock goes with it.
+async fn keep_lock(mut conn: PgConnection, lost: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = lost.cancelled() => break,
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+        if let Err(err) = conn.ping().await {
+            tracing::warn!(error = %err, "lost the connection that holds a lock");
+            break;
+        }
+    }
+    lost.cancel();
+    let _ = conn.close().await;
 }

@@ -47,11 +47,10 @@ pub use hooks::{
 };
 pub use idempotency::KeptAnswer;
 pub use jobs::{CancelOutcome, Deleted, JobPatch, NewJob, Stamp};
-pub use leases::{HEARTBEAT, LEASE, LeaseReport};
+pub use leases::{HEARTBEAT, Held, LEASE, LeaseReport, LockKeys};
 use sequencer::Sequencer;
 pub use sequencer::Signal;
 use states::States;
-pub use writer::EVENT_ORDER_LOCK;
 use writer::{Link, Sinks};
 
 use crate::hub::Hub;
@@ -119,6 +118,8 @@ pub struct Store {
     /// What other instances did, for the engine; taken once.
     signals: Arc<Mutex<Option<mpsc::UnboundedReceiver<Signal>>>>,
     leases: Arc<leases::Leases>,
+    /// On PostgreSQL, the advisory-lock keys of the schema.
+    locks: LockKeys,
 }
 
 impl Store {
@@ -138,6 +139,7 @@ impl Store {
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
         let backend = Backend::of_url(url);
         let leases = Arc::new(leases::Leases::default());
+        let mut locks = LockKeys::of_schema("");
         let read = match backend {
             Backend::Sqlite => {
                 let (read, link) = open_sqlite(url).await?;
@@ -159,6 +161,7 @@ impl Store {
                     .max_connections(8)
                     .connect_with(options.clone())
                     .await?;
+                locks = LockKeys::of(&read).await?;
                 let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
                     .fetch_one(&read)
                     .await?;
@@ -188,6 +191,7 @@ impl Store {
                 let link = Link::Postgres {
                     options,
                     conn: Some(conn),
+                    lock: locks.event_order,
                 };
                 let states = States::new(Some(instance.to_string()));
                 tokio::spawn(writer::run(link, rx, sinks, instance.to_string(), states));
@@ -202,6 +206,7 @@ impl Store {
             instance: instance.into(),
             signals: Arc::new(Mutex::new(Some(signal_rx))),
             leases,
+            locks,
         })
     }
 
@@ -227,6 +232,16 @@ impl Store {
     /// Counts jobs of dead instances this one rescued.
     pub fn count_rescued(&self, jobs: u64) {
         self.leases.rescued(jobs);
+    }
+
+    /// Waits until this instance may queue and send webhooks alone (at
+    /// once on SQLite); `None` when `stop` fires first.
+    pub async fn hold_webhooks(&self, stop: &tokio_util::sync::CancellationToken) -> Option<Held> {
+        let pool = match &self.read {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        };
+        leases::hold(pool, self.locks.webhooks, stop).await
     }
 
     /// This instance's lease, for the health report.

@@ -7,7 +7,8 @@
 //! last id it published. Events this instance commits are published at
 //! once, after any gap below them (other instances' events) is read from
 //! the database. Other instances' events arrive through `LISTEN`: the
-//! payload names the job and its newest id, and the rows are read here.
+//! payload names the job and its newest id, and the rows are read here (or
+//! says that the job was deleted, and its cached log goes).
 //! A catch-up also runs every second, in case a notification was lost
 //! while the listening connection was down.
 //!
@@ -30,6 +31,10 @@ use crate::model::{Event, EventKind};
 
 /// The channel every instance notifies and listens on.
 pub(super) const NOTIFY_CHANNEL: &str = "reelay_events";
+
+/// The notification of a deleted job: `<job id> deleted`, so that other
+/// instances drop its cached log.
+pub(super) const DELETED: &str = "deleted";
 
 /// Rows read per catch-up query.
 const PAGE: i64 = 512;
@@ -103,6 +108,11 @@ impl Sequencer {
             }
         }
         *last = (*last).max(newest);
+    }
+
+    /// Forgets the cached log of a job another instance deleted.
+    fn deleted(&self, job: Uuid) {
+        self.cache.forget(job);
     }
 
     /// Publishes whatever other instances committed since the last event
@@ -191,7 +201,16 @@ pub(super) async fn listen(sequencer: Arc<Sequencer>, listen: PgPool, hub: Arc<H
             _ = tick.tick() => None,
             note = async { listener.as_mut()?.recv().await.ok() }, if listener.is_some() => {
                 match note {
-                    Some(note) => note.payload().rsplit(' ').next().and_then(|id| id.parse().ok()),
+                    Some(note) => match note.payload().split_once(' ') {
+                        Some((job, DELETED)) => {
+                            if let Ok(job) = Uuid::parse_str(job) {
+                                sequencer.deleted(job);
+                            }
+                            None
+                        }
+                        Some((_, id)) => id.parse().ok(),
+                        None => None,
+                    },
                     None => {
                         // Reconnected on the next turn; the catch-up below
                         // covers what was said meanwhile.

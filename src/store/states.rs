@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::Result;
 use super::db::Conn;
 use super::jobs;
+use super::rows::Columns;
 use crate::model::JobState;
 
 /// The state of each job the writer has touched. On SQLite the writer is
@@ -40,6 +41,31 @@ impl States {
         }
         self.set(job, state);
         Ok(!state.is_terminal())
+    }
+
+    /// Learns the states of `jobs` in one query (PostgreSQL, at the start
+    /// of a batch). A job this instance does not own is learnt as closed.
+    pub(super) async fn learn(
+        &mut self,
+        conn: &mut sqlx::PgConnection,
+        jobs: &[Uuid],
+    ) -> Result<()> {
+        let ids: Vec<String> = jobs.iter().map(Uuid::to_string).collect();
+        let rows = sqlx::query("SELECT id, state, owner FROM jobs WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(conn)
+            .await?;
+        for row in &rows {
+            let (id, state, owner) = (row.text(0)?, row.text(1)?, row.text_opt(2)?);
+            let (Ok(id), Some(state)) = (Uuid::parse_str(&id), JobState::parse(&state)) else {
+                continue;
+            };
+            let owned = self.owner.is_none() || owner == self.owner;
+            // Closed to this instance: remembered as finished.
+            self.known
+                .insert(id, if owned { state } else { JobState::Cancelled });
+        }
+        Ok(())
     }
 
     /// Terminal jobs are forgotten: they are rare to touch again, and a

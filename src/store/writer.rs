@@ -29,7 +29,7 @@ use super::apply::{Op, Staged, apply_ops};
 use super::cache::LogCache;
 use super::db::Conn;
 use super::figures::CommitFigures;
-use super::sequencer::{NOTIFY_CHANNEL, Sequencer};
+use super::sequencer::{DELETED, NOTIFY_CHANNEL, Sequencer};
 use super::states::States;
 use super::{Result, StoreError};
 use crate::hub::{Hub, JobCreated};
@@ -37,10 +37,6 @@ use crate::model::Event;
 
 /// Requests taken into one transaction at most.
 const MAX_BATCH: usize = 1024;
-
-/// The key of the event-order lock on PostgreSQL: a transaction-level
-/// advisory lock every writer holds from its first event id to its commit.
-pub const EVENT_ORDER_LOCK: i64 = 0x5265_656c_6179;
 
 /// Where committed events go, in this order.
 pub(super) struct Sinks {
@@ -59,6 +55,8 @@ pub(super) enum Link {
     Postgres {
         options: PgConnectOptions,
         conn: Option<PgConnection>,
+        /// The event-order lock of this schema.
+        lock: i64,
     },
 }
 
@@ -118,10 +116,18 @@ pub(super) async fn run(
                 }
                 None => None,
             },
-            Link::Postgres { options, conn } => match ready(conn, options).await {
+            Link::Postgres {
+                options,
+                conn,
+                lock,
+            } => match ready(conn, options).await {
                 Some(open) => {
+                    let order = EventOrder {
+                        lock: *lock,
+                        instance: &instance,
+                    };
                     let applied =
-                        apply_postgres(open, &mut batch, &mut states, &instance, &mut staged).await;
+                        apply_postgres(open, &mut batch, &mut states, order, &mut staged).await;
                     if applied.is_err() {
                         conn.take();
                     }
@@ -176,22 +182,44 @@ async fn apply_sqlite(
     Ok(())
 }
 
+/// The event-order lock of the schema, and the instance writing.
+struct EventOrder<'a> {
+    lock: i64,
+    instance: &'a str,
+}
+
 /// Applies the batch in one transaction under the event-order lock, and
 /// tells the other instances which jobs it wrote to.
 async fn apply_postgres(
     conn: &mut PgConnection,
     batch: &mut Vec<Op>,
     states: &mut States,
-    instance: &str,
+    order: EventOrder<'_>,
     staged: &mut Vec<Staged>,
 ) -> Result<()> {
+    let EventOrder { lock, instance } = order;
     // Other instances change jobs too: nothing learnt before holds.
     states.clear();
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(EVENT_ORDER_LOCK)
+        .bind(lock)
         .execute(&mut *tx)
         .await?;
+    // The jobs of plain appends, learnt in one query, not one each.
+    let mut appended: Vec<uuid::Uuid> = batch
+        .iter()
+        .filter_map(|op| match op {
+            Op::Append {
+                job, patch: None, ..
+            } => Some(*job),
+            _ => None,
+        })
+        .collect();
+    appended.sort_unstable();
+    appended.dedup();
+    if !appended.is_empty() {
+        states.learn(&mut tx, &appended).await?;
+    }
     apply_ops(
         &mut Conn::Postgres(&mut tx),
         batch,
@@ -204,11 +232,13 @@ async fn apply_postgres(
     for event in staged.iter().flat_map(|s| &s.events) {
         newest.insert(event.job_id, event.id);
     }
-    if !newest.is_empty() {
-        let payloads: Vec<String> = newest
-            .iter()
-            .map(|(job, id)| format!("{job} {id}"))
-            .collect();
+    let mut payloads: Vec<String> = newest
+        .iter()
+        .map(|(job, id)| format!("{job} {id}"))
+        .collect();
+    let deleted = staged.iter().filter_map(|s| s.deleted);
+    payloads.extend(deleted.map(|job| format!("{job} {DELETED}")));
+    if !payloads.is_empty() {
         sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
             .bind(NOTIFY_CHANNEL)
             .bind(payloads)

@@ -141,8 +141,23 @@ impl Webhooks {
         if self.inner.project.set(project).is_err() {
             return;
         }
-        tokio::spawn(dispatch::run(self.clone(), stop.clone()));
-        tokio::spawn(deliver::run(self.clone(), stop));
+        tokio::spawn(self.clone().lead(stop));
+    }
+
+    /// Queues and sends deliveries while this instance holds the webhook
+    /// lock: on a shared database one instance does it at a time, and
+    /// another takes over when that one goes.
+    async fn lead(self, stop: CancellationToken) {
+        while let Some(held) = self.inner.store.hold_webhooks(&stop).await {
+            tracing::info!("this instance now queues and sends webhooks");
+            tokio::spawn(dispatch::run(self.clone(), held.lost.clone()));
+            tokio::spawn(deliver::run(self.clone(), held.lost.clone()));
+            held.lost.cancelled().await;
+            if stop.is_cancelled() {
+                return;
+            }
+            tracing::warn!("this instance no longer sends webhooks; waiting to take over again");
+        }
     }
 
     /// Tells the dispatcher that a subscription was added, such as a new

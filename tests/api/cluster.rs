@@ -18,6 +18,7 @@ use crate::helpers::{
     Api, Binary, require_media_tools, schema_url, strictly_increasing_ids, test_postgres,
 };
 use crate::sse;
+use crate::webhooks::{Receiver, create_job};
 
 const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -35,7 +36,9 @@ fn cluster_url(dir: &Path, name: &str) -> String {
 /// Instance `name` of the cluster in `dir`, running `workers` jobs at once.
 fn instance(dir: &Path, name: &str, workers: usize) -> Binary {
     Binary::start_with(dir, |cmd| {
-        cmd.env("DATABASE_URL", cluster_url(dir, &app_name(dir, name)))
+        // Webhook receivers in these tests are on this machine.
+        cmd.env("WEBHOOK_ALLOW_PRIVATE", "true")
+            .env("DATABASE_URL", cluster_url(dir, &app_name(dir, name)))
             .env("INSTANCE_ID", name)
             .env("WORKER_CONCURRENCY", workers.to_string())
             .env("DATA_DIR", dir.join("data"))
@@ -282,8 +285,12 @@ async fn slow_commit(dir: &Path, job: &str, locked: bool, hold: Duration) -> i64
     let mut conn = connect(dir).await;
     let mut tx = conn.begin().await.unwrap();
     if locked {
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(reelay::store::EVENT_ORDER_LOCK)
+            .bind(reelay::store::LockKeys::of_schema(&schema).event_order)
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -393,4 +400,61 @@ async fn without_the_event_order_lock_a_reader_would_skip_a_late_commit() {
     let (seen, slow, all, _a) = interleave(false).await;
     assert!(all.contains(&slow));
     assert!(!seen.contains(&slow), "the reader saw the late commit");
+}
+
+/// Waits until a job's log ends, and returns its last event's kind.
+async fn wait_end(api: &Api, id: &str) -> Value {
+    let ended = |e: &Value| {
+        matches!(
+            e["kind"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        )
+    };
+    api.wait_event(id, Duration::from_secs(60), ended).await["kind"].clone()
+}
+
+#[tokio::test]
+async fn one_instance_at_a_time_sends_webhooks_and_another_takes_over() {
+    require_media_tools();
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = instance(dir.path(), "a", 1);
+    let b = instance(dir.path(), "b", 1);
+    let body = |topic: &str| json!({"topic": topic, "webhook": rx.url("127.0.0.1")});
+    // Topic jobs fail at once without an LLM: each sends a few messages.
+    for n in 0..3 {
+        let id = create_job(&a.api, body(&format!("First {n}"))).await;
+        wait_end(&a.api, &id).await;
+    }
+    let sent = || {
+        let arrivals = rx.arrivals();
+        let unique: HashSet<String> = arrivals.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            arrivals.len(),
+            "a message went out twice: {arrivals:?}"
+        );
+        arrivals.len()
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = sent();
+    assert!(first >= 3, "{first} messages");
+
+    // Whichever instance sent them, the other takes over once it is gone.
+    let (gone, left) = if a.log_contains("now queues and sends webhooks") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    gone.kill();
+    let id = create_job(&left.api, body("After")).await;
+    wait_end(&left.api, &id).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent() == first {
+        assert!(
+            Instant::now() < deadline,
+            "no instance took the webhooks over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

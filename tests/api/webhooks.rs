@@ -46,7 +46,7 @@ struct Inbox {
 
 /// A receiver on 127.0.0.1; `url(host)` names it through `host`.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     inbox: Arc<Mutex<Inbox>>,
     port: u16,
 }
@@ -84,7 +84,7 @@ async fn receive(State(rx): State<Receiver>, headers: HeaderMap, raw: Bytes) -> 
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mut rx = Receiver::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         rx.port = listener.local_addr().unwrap().port();
@@ -97,7 +97,7 @@ impl Receiver {
         rx
     }
 
-    fn url(&self, host: &str) -> String {
+    pub(crate) fn url(&self, host: &str) -> String {
         format!("http://{host}:{}/hook", self.port)
     }
 
@@ -113,7 +113,7 @@ impl Receiver {
         self.got().into_iter().filter(|g| g.status == 200).collect()
     }
 
-    fn arrivals(&self) -> Vec<String> {
+    pub(crate) fn arrivals(&self) -> Vec<String> {
         self.inbox.lock().unwrap().arrivals.clone()
     }
 }
@@ -146,7 +146,7 @@ async fn default_secret(api: &Api) -> String {
     body["data"]["key"].as_str().unwrap().to_string()
 }
 
-async fn create_job(api: &Api, body: Value) -> String {
+pub(crate) async fn create_job(api: &Api, body: Value) -> String {
     let (status, reply) = api.post("/api/v1/jobs", body).await;
     assert_eq!(status, 201, "{reply}");
     reply["data"]["job_id"].as_str().unwrap().to_string()
