@@ -98,12 +98,10 @@ impl Reelay {
             }),
             background.clone(),
         );
-        if engine.backend() == store::Backend::Postgres {
-            tokio::spawn(worker::lifecycle::rescue_orphans(
-                engine.clone(),
-                background.clone(),
-            ));
-        }
+        tokio::spawn(worker::lifecycle::rescue_orphans(
+            engine.clone(),
+            background.clone(),
+        ));
         if config.job_retention_days > 0 {
             tokio::spawn(engine::keep_retention(
                 engine.clone(),

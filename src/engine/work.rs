@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Claimed, Engine, EngineError, JobPatch, Result};
-use crate::model::{Event, Job, JobState, NewEvent};
-use crate::store::{Backend, LEASE, LeaseReport};
+use crate::model::{Event, Job, NewEvent};
+use crate::store::{Backend, LeaseReport};
 
 /// First and longest wait between writes retried while the database
 /// cannot be written.
@@ -84,26 +84,9 @@ impl Engine {
     }
 
     /// Jobs a crash left `running`, oldest first, with the owner whose
-    /// lease lapsed. On SQLite, where one server owns the database, every
-    /// running job at start-up; on PostgreSQL the jobs of dead instances,
-    /// and at start-up this instance's own (a restart under the same
-    /// `INSTANCE_ID`).
+    /// lease lapsed (see [`crate::store::Store::interrupted_jobs`]).
     pub async fn interrupted_jobs(&self, at_start: bool) -> Result<Vec<(Job, Option<String>)>> {
-        let store = &self.inner.store;
-        Ok(match store.backend() {
-            Backend::Sqlite => store
-                .jobs_in_state(JobState::Running)
-                .await?
-                .into_iter()
-                .map(|job| (job, None))
-                .collect(),
-            Backend::Postgres => store
-                .orphaned_jobs(LEASE.as_secs_f64(), at_start)
-                .await?
-                .into_iter()
-                .map(|(job, owner)| (job, Some(owner)))
-                .collect(),
-        })
+        Ok(self.inner.store.interrupted_jobs(at_start).await?)
     }
 
     /// Which database the store runs on.

@@ -63,12 +63,35 @@ impl Store {
         })
     }
 
+    /// Jobs a crash left `running`, oldest first, with the owner whose
+    /// lease lapsed. On SQLite, where one server owns the database: every
+    /// running job at start-up, and none later. On PostgreSQL: the jobs of
+    /// instances whose lease lapsed, and at start-up this instance's own
+    /// too (a restart under the same `INSTANCE_ID`).
+    pub async fn interrupted_jobs(&self, at_start: bool) -> Result<Vec<(Job, Option<String>)>> {
+        Ok(match self.backend {
+            super::Backend::Sqlite if at_start => self
+                .jobs_in_state(JobState::Running)
+                .await?
+                .into_iter()
+                .map(|job| (job, None))
+                .collect(),
+            super::Backend::Sqlite => Vec::new(),
+            super::Backend::Postgres => self
+                .orphaned_jobs(super::LEASE.as_secs_f64(), at_start)
+                .await?
+                .into_iter()
+                .map(|(job, owner)| (job, Some(owner)))
+                .collect(),
+        })
+    }
+
     /// Running jobs whose owner's lease has lapsed (no heartbeat for
     /// `lease_secs`), with that owner, oldest first; with `own`, this
     /// instance's running jobs too (at start-up, when a restarted instance
     /// cannot be running any). Only PostgreSQL leases jobs; on SQLite this
     /// is empty.
-    pub async fn orphaned_jobs(&self, lease_secs: f64, own: bool) -> Result<Vec<(Job, String)>> {
+    async fn orphaned_jobs(&self, lease_secs: f64, own: bool) -> Result<Vec<(Job, String)>> {
         let mut pooled = self.read.acquire().await?;
         let mut conn = pooled.conn();
         let super::db::Conn::Postgres(c) = &mut conn else {

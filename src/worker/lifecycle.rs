@@ -270,7 +270,8 @@ pub async fn recover_interrupted(engine: &Engine, at_start: bool) -> Result<Reco
 }
 
 /// Rescues the jobs of instances whose lease lapsed, every heartbeat,
-/// until `stop` fires (PostgreSQL only).
+/// until `stop` fires (on a database that one server owns, there are
+/// none).
 pub async fn rescue_orphans(engine: Engine, stop: CancellationToken) {
     loop {
         tokio::select! {
