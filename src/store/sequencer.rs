@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::Result;
 use super::cache::LogCache;
 use super::rows::{Columns, event_from_row};
+use super::writer::deliver;
 use crate::hub::{Hub, JobCreated};
 use crate::model::{Event, EventKind};
 
@@ -90,23 +91,7 @@ impl Sequencer {
         {
             tracing::warn!(error = %err, "could not read other instances' events");
         }
-        let mut fresh = Vec::new();
-        for (events, created) in parts {
-            match created {
-                // A new job's log starts in the cache with its first events.
-                Some(created) => self.cache.create(created.id, events.clone()),
-                None => self.cache.push(events),
-            }
-            fresh.extend(events.iter().filter(|e| e.id > *last).cloned());
-        }
-        self.hub.publish(&fresh);
-        for (events, created) in parts {
-            if let Some(created) = created
-                && events.first().is_some_and(|e| e.id > *last)
-            {
-                self.hub.announce(created.clone());
-            }
-        }
+        deliver(&self.cache, &self.hub, parts, *last);
         *last = (*last).max(newest);
     }
 

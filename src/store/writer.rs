@@ -270,7 +270,7 @@ async fn publish(sinks: &Sinks, staged: Vec<Staged>) {
     }
     match &sinks.sequencer {
         Some(sequencer) => sequencer.local(&parts).await,
-        None => deliver(&sinks.cache, &sinks.hub, &parts),
+        None => deliver(&sinks.cache, &sinks.hub, &parts, 0),
     }
     for (answer, events) in answers {
         answer.send(events);
@@ -278,11 +278,14 @@ async fn publish(sinks: &Sinks, staged: Vec<Staged>) {
 }
 
 /// Caches and publishes events committed by this process: a new job's
-/// log starts in the cache with its first events.
+/// log starts in the cache with its first events. Events up to id
+/// `published` are on the hub already (the sequencer read them back from
+/// the database first) and are not sent again.
 pub(super) fn deliver(
     cache: &LogCache,
     hub: &Hub,
     parts: &[(Vec<Arc<Event>>, Option<JobCreated>)],
+    published: i64,
 ) {
     let mut all = Vec::new();
     for (events, created) in parts {
@@ -290,11 +293,13 @@ pub(super) fn deliver(
             Some(created) => cache.create(created.id, events.clone()),
             None => cache.push(events),
         }
-        all.extend(events.iter().cloned());
+        all.extend(events.iter().filter(|e| e.id > published).cloned());
     }
     hub.publish(&all);
-    for (_, created) in parts {
-        if let Some(created) = created {
+    for (events, created) in parts {
+        if let Some(created) = created
+            && events.first().is_some_and(|e| e.id > published)
+        {
             hub.announce(created.clone());
         }
     }
