@@ -132,28 +132,28 @@ async fn insert_sqlite(
     Ok(())
 }
 
-/// Draws the batch's ids from the event sequence (the writer holds the
-/// event-order lock, so they rise with commit order) and inserts every row
-/// in one statement.
+/// Draws a block of consecutive ids from the event sequence and inserts
+/// every row in one statement, in request order. The writer holds the
+/// event-order lock, under which no one else draws ids, so the block is
+/// the batch's alone and rises with commit order.
 async fn insert_postgres(
     conn: &mut PgConnection,
     rows: Vec<Row>,
     now: &Now,
     mut committed: impl FnMut(usize, Event),
 ) -> Result<()> {
-    let mut ids: Vec<i64> =
-        sqlx::query_scalar("SELECT nextval('events_id_seq') FROM generate_series(1, $1)")
-            .bind(rows.len() as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-    ids.sort_unstable();
     let jobs: Vec<String> = rows.iter().map(|r| r.job_text.to_string()).collect();
-    sqlx::query(
-        "INSERT INTO events (id, job_id, type, level, message, stage, kind, payload, timestamp) \
-         SELECT *, $9 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::text[], $7::text[], $8::text[])",
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "WITH block AS MATERIALIZED (SELECT setval('events_id_seq', \
+           nextval('events_id_seq') + $9 - 1) - $9 + 1 AS first) \
+         INSERT INTO events (id, job_id, type, level, message, stage, kind, payload, timestamp) \
+         SELECT block.first + u.ord - 1, u.job_id, u.type, u.level, u.message, u.stage, u.kind, \
+           u.payload, $8 \
+         FROM block, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+           $6::text[], $7::text[]) WITH ORDINALITY \
+           AS u(job_id, type, level, message, stage, kind, payload, ord) \
+         RETURNING id",
     )
-    .bind(&ids)
     .bind(&jobs)
     .bind(rows.iter().map(|r| r.event.ty.as_str()).collect::<Vec<_>>())
     .bind(
@@ -182,9 +182,11 @@ async fn insert_postgres(
             .collect::<Vec<_>>(),
     )
     .bind(now.ts)
-    .execute(&mut *conn)
+    .bind(rows.len() as i64)
+    .fetch_all(&mut *conn)
     .await?;
-    for (id, row) in ids.into_iter().zip(rows) {
+    let first = ids.iter().copied().min().unwrap_or_default();
+    for (id, row) in (first..).zip(rows) {
         committed(row.slot, Event::committed(id, row.job, row.event, now.ts));
     }
     Ok(())

@@ -200,11 +200,9 @@ async fn apply_postgres(
     let EventOrder { lock, instance } = order;
     // Other instances change jobs too: nothing learnt before holds.
     states.clear();
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock)
-        .execute(&mut *tx)
-        .await?;
+    // One round trip for both; the key is a number made here.
+    let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({lock})");
+    let mut tx = conn.begin_with(sqlx::AssertSqlSafe(begin)).await?;
     // The jobs of plain appends, learnt in one query, not one each.
     let mut appended: Vec<uuid::Uuid> = batch
         .iter()
