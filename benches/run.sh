@@ -20,6 +20,10 @@
 #                             (not part of all)
 #   benches/run.sh webhooks   deliveries/s from the event log to a local
 #                             receiver on CPU 1 (benches/server/webhooks.rs)
+#   benches/run.sh backends   append, poll and fan-out on SQLite and then on
+#                             PostgreSQL (PG_URL, default the local server),
+#                             and the delay from a commit on one instance to
+#                             its streams on another
 #   benches/run.sh all
 #
 # Needs wrk (apt-get install wrk) for poll and metrics.
@@ -194,6 +198,43 @@ run_sse() {
     stop_fixture
 }
 
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+
+# The hot paths on each backend in one run, then two instances on
+# PostgreSQL: 100 and 1,000 streams on the second instance follow a job
+# running on the first, which appends 20 events/s.
+run_backends() {
+    command -v wrk >/dev/null || { echo "run.sh: install wrk (apt-get install wrk)" >&2; exit 2; }
+    local backend
+    for backend in sqlite postgres; do
+        if [ "$backend" = postgres ]; then export BENCH_DATABASE=$PG_URL; else unset BENCH_DATABASE; fi
+        echo "==== $backend"
+        for writers in 64 1024; do
+            taskset -c "$SERVER_CPU" "$BENCH" append 5000 $((160000 / writers)) "$writers" | sed '$d'
+        done
+        start_fixture
+        local job last
+        job=$(field poll_job)
+        last=$(field last_id)
+        echo "== poll: GET /api/jobs/:id/events?after=last-10 (1,000-event job), wrk -t1 -c32 -d10s"
+        taskset -c "$LOAD_CPU" wrk -t1 -c32 -d10s --latency \
+            "http://127.0.0.1:3901/api/jobs/$job/events?after=$((last - 10))" | grep -E "Requests/sec|  50%|  99%"
+        echo "== fan-out: $LAT_N streams of one job, 20 events/s appended through the store"
+        sseload --url "http://127.0.0.1:3901/api/jobs/$(field live_job)/events?after=$(field live_last_id)" \
+            -n "$LAT_N" --settle 2 --hold 8 --trigger http://127.0.0.1:3901/bench/publish --every 0.05
+        stop_fixture
+    done
+    export BENCH_DATABASE=$PG_URL
+    for n in 100 "$LAT_N"; do
+        PEER_ADDR=127.0.0.1:3904 start_fixture
+        echo "== cross-instance: $n streams on instance 2 of a job on instance 1, 20 events/s"
+        sseload --url "http://127.0.0.1:3904/api/jobs/$(field live_job)/events?after=$(field live_last_id)" \
+            -n "$n" --settle 2 --hold 8 --trigger http://127.0.0.1:3901/bench/publish --every 0.05
+        stop_fixture
+    done
+    unset BENCH_DATABASE
+}
+
 run_render() {
     echo "== render: 30 s at 1080x1920, three title-card scenes, espeak-ng, word captions, music"
     # Unpinned: ffmpeg, a child of the server, uses both cores.
@@ -218,7 +259,8 @@ metrics) run_metrics ;;
 sse) run_sse ;;
 render) run_render ;;
 webhooks) run_webhooks ;;
+backends) run_backends ;;
 chaos) "$BENCH" chaos --kills "${KILLS:-50}" --seed "${SEED:-7}" ;;
 all) run_append; run_poll; run_sse; run_render; run_webhooks ;;
-*) sed -n '2,24p' "$0"; exit 2 ;;
+*) sed -n '2,28p' "$0"; exit 2 ;;
 esac

@@ -13,9 +13,13 @@
 //!     cargo bench --bench server -- webhooks ...                  (see webhooks.rs)
 //!
 //! `append` measures committed events per second from one writer and from
-//! many concurrent ones. `fixture` serves a job with 1,000 events (for
+//! many concurrent ones. `append` and `fixture` run on SQLite, or on the
+//! PostgreSQL server `BENCH_DATABASE` names (a fresh schema each run). `fixture` serves a job with 1,000 events (for
 //! polling), and a running job whose events are appended by
-//! `POST /bench/publish` (for SSE fan-out latency); it prints one JSON line
+//! `POST /bench/publish` (for SSE fan-out latency); with `PEER_ADDR` set
+//! (and `BENCH_DATABASE` naming a PostgreSQL server) a second instance on
+//! the same database serves there, for the cross-instance delay. It prints
+//! one JSON line
 //! with their ids and serves until SIGINT or SIGTERM; `METRICS_ENABLED=false`
 //! in its environment turns metrics off. Given two more addresses, it also
 //! serves the same engine there, with request metrics and without, in the
@@ -53,6 +57,34 @@ fn config_in(dir: &std::path::Path) -> Config {
         music_dir: dir.join("music"),
         ..Config::default()
     }
+}
+
+/// [`config_in`], on the PostgreSQL server `BENCH_DATABASE` names when it
+/// is set: in a fresh schema of this process, so every run starts empty.
+async fn bench_config(dir: &std::path::Path) -> Config {
+    let mut config = config_in(dir);
+    if let Ok(server) = std::env::var("BENCH_DATABASE")
+        && server.starts_with("postgres")
+    {
+        use sqlx::Connection;
+        let schema = format!("bench_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to BENCH_DATABASE");
+        for statement in [
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            format!("CREATE SCHEMA {schema}"),
+        ] {
+            // The schema name is made here from the process id.
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut conn)
+                .await
+                .expect("make the bench schema");
+        }
+        let joiner = if server.contains('?') { '&' } else { '?' };
+        config.database_url = format!("{server}{joiner}options=-c%20search_path%3D{schema}");
+    }
+    config
 }
 
 /// Serves `reelay`'s engine at `addr` through a router with request
@@ -182,7 +214,7 @@ fn topic(subject: &str) -> JobRequest {
 
 async fn append_bench(n: usize, per: usize, writers: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = config_in(dir.path());
+    let mut config = bench_config(dir.path()).await;
     config.worker_concurrency = 64;
     let reelay = Reelay::start(config, Pipeline::new(vec![Arc::new(Idle)]))
         .await
@@ -255,7 +287,21 @@ async fn publish(
 
 async fn fixture(addr: &str, pair: Option<(&str, &str)>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = config_in(dir.path());
+    let mut config = bench_config(dir.path()).await;
+    // A second instance on the same database, serving at PEER_ADDR and
+    // running no jobs: streams there follow the jobs of the first.
+    let peer = match std::env::var("PEER_ADDR") {
+        Ok(peer_addr) => {
+            let mut peer_config = config.clone();
+            peer_config.worker_concurrency = 0;
+            let peer = Reelay::start(peer_config, Pipeline::new(vec![Arc::new(Idle)]))
+                .await
+                .expect("start the peer");
+            let bound = serve_copy(&peer, &peer_addr, false).await;
+            Some((peer, bound))
+        }
+        Err(_) => None,
+    };
     if let Ok(value) = std::env::var("METRICS_ENABLED") {
         config.metrics_enabled = value != "false";
     }
@@ -288,6 +334,7 @@ async fn fixture(addr: &str, pair: Option<(&str, &str)>) {
         json!({
             "addr": listener.local_addr().expect("addr").to_string(),
             "pair": pair,
+            "peer": peer.as_ref().map(|(_, addr)| addr),
             "pid": std::process::id(),
             "poll_job": poll_job,
             "poll_events": events.len(),
