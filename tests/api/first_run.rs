@@ -14,7 +14,7 @@ const SCRIPT: &str = "Ocean waves roll in from far away. Calm seas rest under th
 async fn with_the_default_relative_folders_music_and_footage_reach_the_render() {
     require_media_tools();
     let dir = tempfile::tempdir().unwrap();
-    let server = Binary::start_with(dir.path(), |_| {});
+    let server = Binary::start_as_user(dir.path(), |_| {});
     // The libraries exist from the start, as the README promises.
     server
         .log_line("footage library", Duration::from_secs(10))
@@ -77,7 +77,7 @@ async fn with_the_default_relative_folders_music_and_footage_reach_the_render() 
 #[tokio::test]
 async fn the_startup_log_names_the_database_the_folders_the_tools_and_the_urls() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Binary::start_with(dir.path(), |_| {});
+    let server = Binary::start_as_user(dir.path(), |_| {});
     let wait = Duration::from_secs(10);
     let cwd = dir.path().canonicalize().unwrap();
     let database = server.log_line("database", wait).await;

@@ -339,8 +339,23 @@ impl Binary {
     }
 
     /// Run in `dir` with only `PATH`, `BIND_ADDR` and `RUST_LOG` set, and
-    /// whatever `configure` adds: the defaults a user gets.
+    /// whatever `configure` adds: the defaults a user gets, except that
+    /// with `REELAY_TEST_DATABASE` the database is the test's PostgreSQL
+    /// schema (`configure` may still name another).
     pub fn start_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Self {
+        Self::start_as_user(dir, |cmd| {
+            if test_postgres().is_some() {
+                cmd.env("DATABASE_URL", database_url(dir))
+                    .env("INSTANCE_ID", format!("test-{}", schema_suffix(dir)));
+            }
+            configure(cmd);
+        })
+    }
+
+    /// Run in `dir` with only `PATH`, `BIND_ADDR` and `RUST_LOG` set, and
+    /// whatever `configure` adds: exactly the defaults a user gets, the
+    /// SQLite database under `data/` included.
+    pub fn start_as_user(dir: &Path, configure: impl FnOnce(&mut Command)) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reelay"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
