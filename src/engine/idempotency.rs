@@ -1,8 +1,11 @@
 //! Submits that carry an Idempotency-Key. In this process at most one
 //! request per key is in flight ([`Engine::claim_key`]); the answer it
 //! gave is kept in the store for 24 hours, and later requests with the
-//! key get that answer instead of running again. One process owns the
-//! database, so the in-flight list needs no more than a mutex.
+//! key get that answer instead of running again. The in-flight list is a
+//! mutex in this process. On SQLite one process owns the database, so
+//! that is all it takes; on a shared PostgreSQL database two instances
+//! that get the same key in the same instant can each run it, and only
+//! requests after the first answer was kept are sure to replay it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -86,13 +86,20 @@ impl Sequencer {
         let (Some(first), Some(newest)) = (ids.clone().min(), ids.max()) else {
             return;
         };
+        let mut gap_read = true;
         if first > *last + 1
             && let Err(err) = self.catch_up(&mut last, first - 1).await
         {
             tracing::warn!(error = %err, "could not read other instances' events");
+            gap_read = false;
         }
         deliver(&self.cache, &self.hub, parts, *last);
-        *last = (*last).max(newest);
+        // Past an unread gap the next catch-up starts below it again: it
+        // reads the gap and these events once more, which the cache and
+        // every stream skip by id.
+        if gap_read {
+            *last = (*last).max(newest);
+        }
     }
 
     /// Forgets the cached log of a job another instance deleted.
