@@ -1,11 +1,10 @@
 //! Submits that carry an Idempotency-Key. In this process at most one
 //! request per key is in flight ([`Engine::claim_key`]); the answer it
 //! gave is kept in the store for 24 hours, and later requests with the
-//! key get that answer instead of running again. The in-flight list is a
-//! mutex in this process. On SQLite one process owns the database, so
-//! that is all it takes; on a shared PostgreSQL database two instances
-//! that get the same key in the same instant can each run it, and only
-//! requests after the first answer was kept are sure to replay it.
+//! key get that answer instead of running again. Requests in this process
+//! wait on each other through a mutex-guarded list; across instances that
+//! share a database, the first request also claims its key with a row in
+//! the store, and the others poll until its answer is kept.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,6 +13,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Engine, Result};
+use crate::store::Store;
+
+/// How often a request polls a key another instance holds.
+const KEY_POLL: Duration = Duration::from_millis(50);
 pub use crate::store::KeptAnswer;
 
 /// A key in its scope (route and caller).
@@ -46,19 +49,33 @@ pub enum KeyState {
 pub struct KeyClaim {
     id: KeyId,
     keys: Arc<InFlight>,
+    /// Holds the key's row in the store until an answer replaces it.
+    store: Option<Store>,
 }
 
 impl Drop for KeyClaim {
     fn drop(&mut self) {
         // Dropping the sender wakes every waiter.
         self.keys.lock().remove(&self.id);
+        if let Some(store) = self.store.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (scope, key) = self.id.clone();
+            runtime.spawn(async move {
+                if let Err(err) = store.release_key(&scope, &key).await {
+                    tracing::warn!(error = %err, "could not release an Idempotency-Key");
+                }
+            });
+        }
     }
 }
 
 impl KeyClaim {
     /// Keeps the answer, durably, before anyone waiting for it wakes.
-    pub async fn keep(self, engine: &Engine, answer: KeptAnswer) -> Result<()> {
+    pub async fn keep(mut self, engine: &Engine, answer: KeptAnswer) -> Result<()> {
         engine.inner.store.keep_answer(answer).await?;
+        // The answer replaced the claim's row.
+        self.store = None;
         Ok(())
     }
 }
@@ -90,15 +107,28 @@ impl Engine {
                 return Ok(KeyState::Busy);
             }
         }
-        let claim = KeyClaim {
+        let mut claim = KeyClaim {
             id,
             keys: self.inner.keys.clone(),
+            store: None,
         };
         // Read after claiming: an owner keeps its answer before it lets
-        // go, so an answer kept by anyone before us is visible now.
-        match self.inner.store.kept_answer(scope, key).await? {
-            Some(kept) => Ok(KeyState::Kept(kept)),
-            None => Ok(KeyState::Mine(claim)),
+        // go, so an answer kept by anyone before us is visible now. Then
+        // the key's row: another instance may run a request with it.
+        let store = &self.inner.store;
+        let stale = i64::try_from(wait.as_secs()).unwrap_or(i64::MAX).max(1);
+        loop {
+            if let Some(kept) = store.kept_answer(scope, key).await? {
+                return Ok(KeyState::Kept(kept));
+            }
+            if store.take_key(scope, key, stale).await? {
+                claim.store = Some(store.clone());
+                return Ok(KeyState::Mine(claim));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(KeyState::Busy);
+            }
+            tokio::time::sleep(KEY_POLL).await;
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Kept answers of submits that carried an Idempotency-Key: the SQL, run
-//! by the writer (inserts, with the purge of expired keys) and by the read
-//! pool (lookups).
+//! by the writer (claims, inserts, with the purge of expired keys) and by
+//! the read pool (lookups). A request that runs first claims its key with
+//! a row of status 0, so that instances sharing the database run one
+//! request per key; its answer replaces the row.
 
 use super::Result;
 use super::db::{Conn, both};
@@ -65,7 +67,7 @@ pub async fn find(conn: &mut Conn<'_>, scope: &str, key: &str) -> Result<Option<
     both!(conn, c => {
         let row = sqlx::query(
             "SELECT fingerprint, status, content_type, body FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2 AND created_at >= $3",
+             WHERE scope = $1 AND key = $2 AND created_at >= $3 AND status <> 0",
         )
         .bind(scope)
         .bind(key)
@@ -82,4 +84,49 @@ pub async fn find(conn: &mut Conn<'_>, scope: &str, key: &str) -> Result<Option<
             body: row.bytes(3)?,
         }))
     })
+}
+
+/// Claims `key` in `scope` for a request about to run: true when this
+/// request may run, false while another one holds the key or its answer
+/// is kept. A claim older than `stale_secs` was left by an instance that
+/// stopped before answering, and gives way, as does an expired answer.
+pub async fn take(conn: &mut Conn<'_>, scope: &str, key: &str, stale_secs: i64) -> Result<bool> {
+    let now = unix_now();
+    both!(conn, c => {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 \
+             AND ((status <> 0 AND created_at < $3) OR (status = 0 AND created_at < $4))",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(now - KEEP_SECS)
+        .bind(now - stale_secs)
+        .execute(&mut *c)
+        .await?;
+        let taken = sqlx::query(
+            "INSERT INTO idempotency_keys \
+             (scope, key, fingerprint, status, content_type, body, created_at) \
+             VALUES ($1, $2, '', 0, NULL, $3, $4) ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(Vec::<u8>::new())
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    })
+}
+
+/// Lets go of a claim whose request kept no answer.
+pub async fn release(conn: &mut Conn<'_>, scope: &str, key: &str) -> Result<()> {
+    both!(conn, c => {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 0")
+            .bind(scope)
+            .bind(key)
+            .execute(&mut *c)
+            .await?;
+    });
+    Ok(())
 }

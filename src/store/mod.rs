@@ -298,6 +298,27 @@ impl Store {
         self.write(|reply| Op::Delete(job, reply)).await
     }
 
+    /// Claims an Idempotency-Key for a request about to run; false while
+    /// another request (here or on another instance) holds it, or its
+    /// answer is kept. See [`idempotency::take`].
+    pub async fn take_key(&self, scope: &str, key: &str, stale_secs: i64) -> Result<bool> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.run(move |mut conn| {
+            Box::pin(async move { idempotency::take(&mut conn, &scope, &key, stale_secs).await })
+        })
+        .await
+    }
+
+    /// Lets go of a key claimed by [`Store::take_key`] whose request kept
+    /// no answer.
+    pub async fn release_key(&self, scope: &str, key: &str) -> Result<()> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.run(move |mut conn| {
+            Box::pin(async move { idempotency::release(&mut conn, &scope, &key).await })
+        })
+        .await
+    }
+
     /// Keeps a submit's answer under its Idempotency-Key for 24 hours.
     pub async fn keep_answer(&self, answer: KeptAnswer) -> Result<()> {
         self.run(move |mut conn| {

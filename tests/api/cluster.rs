@@ -17,6 +17,7 @@ use sqlx::{Connection, PgConnection};
 use crate::helpers::{
     Api, Binary, require_media_tools, schema_url, strictly_increasing_ids, test_postgres,
 };
+use crate::idempotency::{post_keyed, total_jobs};
 use crate::sse;
 use crate::webhooks::{Receiver, create_job};
 
@@ -460,4 +461,24 @@ async fn one_instance_at_a_time_sends_webhooks_and_another_takes_over() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_key_sent_to_both_instances_at_once_makes_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = instance(dir.path(), "a", 0);
+    let b = instance(dir.path(), "b", 0);
+    for n in 0..10 {
+        let key = format!("both-{n}");
+        let body = json!({ "videoSubject": format!("Twice {n}") });
+        let (first, second) = tokio::join!(
+            post_keyed(&a.api, "/api/generate", &key, None, body.clone()),
+            post_keyed(&b.api, "/api/generate", &key, None, body),
+        );
+        assert_eq!(first.0, StatusCode::OK, "{}", first.2);
+        assert_eq!(second.0, StatusCode::OK, "{}", second.2);
+        assert_eq!(first.2, second.2, "two answers to one key");
+        assert!(first.1 != second.1, "exactly one of the two is a replay");
+    }
+    assert_eq!(total_jobs(&a.api, None).await, 10);
 }

@@ -14,7 +14,7 @@ use crate::stages::{Gate, pipeline, quick};
 
 /// A POST with an Idempotency-Key (and maybe a bearer key): status, the
 /// `idempotent-replayed` header, body.
-async fn post_keyed(
+pub(crate) async fn post_keyed(
     api: &Api,
     path: &str,
     key: &str,
@@ -33,7 +33,7 @@ async fn post_keyed(
     (res.status(), replayed, res.json().await.unwrap())
 }
 
-async fn total_jobs(api: &Api, bearer: Option<&str>) -> u64 {
+pub(crate) async fn total_jobs(api: &Api, bearer: Option<&str>) -> u64 {
     let mut req = api.client.get(api.url("/api/v1/jobs"));
     if let Some(bearer) = bearer {
         req = req.bearer_auth(bearer);
