@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::faults::Tmpfs;
-use crate::helpers::{TestServer, database_url, eventually, require_media_tools, test_postgres};
+use crate::helpers::{TestServer, eventually, execute_on_database, require_media_tools};
 use crate::stages::{FileResult, Gate, pipeline, quick};
 
 #[tokio::test]
@@ -111,26 +111,7 @@ async fn finished_jobs_past_their_retention_are_deleted_in_the_background() {
     server.stop().await;
     // The first job ended long ago.
     let backdate = "UPDATE jobs SET completed_at = '2020-01-01T00:00:00.000Z' WHERE id = $1";
-    let url = database_url(dir.path());
-    if test_postgres().is_some() {
-        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-            .await
-            .unwrap();
-        sqlx::query(backdate)
-            .bind(&old)
-            .execute(&mut db)
-            .await
-            .unwrap();
-    } else {
-        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-            .await
-            .unwrap();
-        sqlx::query(backdate)
-            .bind(&old)
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
+    execute_on_database(dir.path(), backdate, &old).await;
 
     let server = TestServer::start_in(
         dir.clone(),

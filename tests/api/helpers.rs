@@ -220,6 +220,21 @@ pub fn schema_url(server: &str, dir: &Path) -> String {
     format!("{server}{joiner}options=-c%20search_path%3D{schema}")
 }
 
+/// Runs `sql` with one text parameter on the database of the test rooted
+/// in `dir` (its SQLite file, or its PostgreSQL schema), as an operator
+/// would by hand.
+pub async fn execute_on_database(dir: &Path, sql: &'static str, param: &str) {
+    use sqlx::Connection;
+    let url = database_url(dir);
+    if test_postgres().is_some() {
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).bind(param).execute(&mut db).await.unwrap();
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).bind(param).execute(&mut db).await.unwrap();
+    }
+}
+
 /// A short name for a folder, stable for the folder.
 fn schema_suffix(dir: &Path) -> String {
     use std::hash::{Hash, Hasher};
